@@ -1,0 +1,118 @@
+"""Classification: from a parsed mail to a Decision, with no side effects.
+
+The steps run in a fixed order (loop guard, threading, rules) and every step leaves
+its reason on the Decision, so `explain` and the case log can say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from gateway.accounts import AccountDirectory
+from gateway.case_lookup import ThreadMatch, find_case, ticket_in_subject
+from gateway.config import GatewayConfig
+from gateway.loop_guard import LoopGuardSettings, auto_reply_block_reason
+from gateway.rules import Rule, RuleContext, RuleResult, build_rules
+from parsers.escalation_template import EscalationTemplate, parse_escalation_template
+from parsers.model import ParsedMail
+from parsers.reply import extract_new_text
+
+Action = Literal["open", "upgrade", "attach", "ignore", "suppress"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    level: int | None
+    results: tuple[RuleResult, ...]
+    thread: ThreadMatch | None
+    auto_reply_blocked: str | None  # why no automatic reply may go to the sender
+    account: str | None
+    template: EscalationTemplate | None
+    new_text: str
+
+    @property
+    def fired(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.results if r.fired)
+
+    def as_dict(self) -> dict[str, Any]:
+        case = self.thread.case if self.thread else None
+        return {
+            "decision": self.action,
+            "reason": self.reason,
+            "level": self.level,
+            "case_key": case.key if case else None,
+            "threaded_by": self.thread.how if self.thread else None,
+            "auto_reply_blocked": self.auto_reply_blocked,
+            "account": self.account,
+            "fired": [r.as_dict() for r in self.fired],
+            "rules": [r.as_dict() for r in self.results],
+        }
+
+
+class Classifier:
+    def __init__(self, config: GatewayConfig, rules: Sequence[Rule] | None = None) -> None:
+        self.config = config
+        self.rules = tuple(rules) if rules is not None else tuple(build_rules(config))
+        self.directory = AccountDirectory.build(config.accounts)
+        self.loop_settings = LoopGuardSettings(
+            own_addresses=config.own_addresses,
+            own_domains_for_message_ids=frozenset(
+                {config.outbound.effective_message_id_domain.lower()}
+            ),
+        )
+
+    def classify(
+        self, session: Session | None, mail: ParsedMail, envelope_sender: str | None
+    ) -> Decision:
+        blocked = auto_reply_block_reason(mail, envelope_sender, self.loop_settings)
+        new_text = extract_new_text(mail.text)
+        template = parse_escalation_template(mail.subject, mail.text)
+        ticket = (template.ticket if template else None) or ticket_in_subject(mail.subject)
+        thread = (
+            find_case(session, mail, self.config.case_key_prefix, ticket)
+            if session is not None
+            else None
+        )
+        ctx = RuleContext(self.directory, new_text, template, envelope_sender)
+        results = tuple(rule.check(mail, ctx) for rule in self.rules)
+        fired = [r for r in results if r.fired]
+        level = max((r.level for r in fired if r.level is not None), default=None)
+        account = self._account(mail, fired)
+
+        def decide(action: Action, reason: str, level: int | None = level) -> Decision:
+            return Decision(
+                action, reason, level, results, thread, blocked, account, template, new_text
+            )
+
+        signals = ", ".join(r.rule for r in fired)
+        if thread is not None:
+            case = thread.case
+            if blocked:
+                # Automatic mail may join the record but never moves a case.
+                return decide("attach", f"{thread.how}; automatic mail ({blocked})", case.level)
+            if case.state == "closed" and level is not None:
+                return decide("open", f"{thread.how} but it is closed; new escalation: {signals}")
+            if level is not None and level > case.level:
+                return decide("upgrade", f"{thread.how}; {signals} raise level to {level}")
+            return decide("attach", f"{thread.how}; no stronger signal", case.level)
+        if blocked:
+            return decide("suppress", f"automatic mail ({blocked}); no case opened")
+        if level is None:
+            return decide("ignore", "no escalation rule fired")
+        return decide("open", f"{signals} fired; highest level {level}")
+
+    def _account(self, mail: ParsedMail, fired: list[RuleResult]) -> str | None:
+        for result in fired:
+            if "account" in result.data:
+                return str(result.data["account"])
+        if mail.from_ is not None:
+            account = self.directory.for_address(mail.from_.email)
+            if account is not None:
+                return account.name
+        return None

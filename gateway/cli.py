@@ -1,0 +1,261 @@
+"""Command line: `escalation-gateway [--config PATH] COMMAND`.
+
+Expected failures (bad config, unknown case, unreadable file, store unreachable) are
+one clear line on stderr and exit code 2; stack traces are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from gateway import case_views as views
+from gateway.classify import Classifier
+from gateway.clock import SystemClock
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.daemon import Daemon
+from gateway.delivery import OutboxSender
+from gateway.ingest import store_inbound
+from gateway.render import Renderer
+from gateway.worker import Worker
+from parsers.mail import parse_mail
+from parsers.model import UnparseableMail
+from store.db import Store
+
+EXIT_USAGE = 2
+TEMPLATE_NAMES = ["acknowledgement", "owner_notification", "upgrade_notice", "template_incomplete"]
+
+
+class UserError(Exception):
+    """An expected failure, shown to the user as one line."""
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _open_store(config: GatewayConfig) -> Store:
+    store = Store(config.store.url)
+    try:
+        store.migrate()
+    except OperationalError as exc:
+        raise UserError(f"store {config.store.url}: cannot open: {exc.orig}") from None
+    return store
+
+
+def cmd_check_config(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    Renderer(config.template_dir).check(TEMPLATE_NAMES)
+    rules = Classifier(config).rules
+    print(f"{source}: OK ({len(rules)} rules, {len(config.accounts)} accounts)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    logging.getLogger("gateway").info("config: %s", source)
+    store = _open_store(config)
+    Daemon(config, store, SystemClock(), shadow=args.shadow).run_forever()
+    return 0
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+
+
+def cmd_ingest(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    store = _open_store(config)
+    clock = SystemClock()
+    worker = Worker(config, store, clock)
+    for path in args.files or ["-"]:
+        raw = _read_input(path)
+        item_id = store_inbound(store, raw, source="ingest", clock=clock, mail_from=args.mail_from)
+        outcome = worker.process_next(item_id)
+        if outcome is not None:
+            print(
+                f"{path}: item {outcome.item_id} {outcome.state}"
+                f" {outcome.decision or ''} {outcome.case_key or ''}".rstrip()
+                + f": {outcome.detail}"
+            )
+    if not args.no_deliver:
+        OutboxSender(config.outbound, store, clock).deliver_due()
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    raw = _read_input(args.file)
+    try:
+        mail = parse_mail(raw)
+    except UnparseableMail as exc:
+        raise UserError(f"{args.file}: cannot be parsed: {exc}") from None
+    store = _open_store(config)
+    with store.session() as session:
+        decision = Classifier(config).classify(session, mail, args.mail_from)
+        result = decision.as_dict()
+        session.rollback()  # explain never changes anything
+    if args.json:
+        _print_json(result)
+    else:
+        print(views.format_explanation(result, mail.subject))
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    store = _open_store(config)
+    with store.session() as session:
+        if args.cases_command == "list":
+            rows = views.list_cases(session, state=args.state)
+            if args.json:
+                _print_json(rows)
+            else:
+                print(views.format_case_table(rows))
+            return 0
+        detail = views.show_case(session, args.key)
+        if detail is None:
+            raise UserError(f"no case {args.key}")
+        if args.json:
+            _print_json(detail)
+        else:
+            print(views.format_case(detail))
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    store = _open_store(config)
+    if args.quarantine_command == "list":
+        with store.session() as session:
+            rows = views.list_quarantine(session)
+        if args.json:
+            _print_json(rows)
+        else:
+            for row in rows:
+                print(f"{row['id']:>6}  {row['received_at']}  {row['source']:<8} {row['error']}")
+            if not rows:
+                print("quarantine is empty")
+        return 0
+    worker = Worker(config, store, SystemClock())
+    outcome = worker.replay(args.id)
+    if outcome is None:
+        raise UserError(f"item {args.id} is not in quarantine")
+    print(f"item {outcome.item_id}: {outcome.state} {outcome.decision or ''}: {outcome.detail}")
+    if outcome.state == "done":
+        OutboxSender(config.outbound, store, SystemClock()).deliver_due()
+    return 0 if outcome.state != "quarantined" else 1
+
+
+def cmd_deliver(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
+    store = _open_store(config)
+    sent = OutboxSender(config.outbound, store, SystemClock()).deliver_due(limit=10_000)
+    print(f"delivered {sent} mail(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="escalation-gateway",
+        description="Email-driven escalation handling for a support mailbox.",
+        epilog="Config: --config, else $ESCALATION_GATEWAY_CONFIG, else ./escalation-gateway.toml,"
+        " else embedded defaults.",
+    )
+    parser.add_argument("--config", metavar="PATH", help="TOML config file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[..., int], help_text: str, example: str) -> Any:
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=f"example: {example}"
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    add(
+        "check-config",
+        cmd_check_config,
+        "validate the config and exit",
+        "escalation-gateway --config prod.toml check-config",
+    )
+    p = add(
+        "run",
+        cmd_run,
+        "run the daemon: SMTP listener, worker and outbox sender",
+        "escalation-gateway run",
+    )
+    p.add_argument("--shadow", action="store_true", help="decide and record, but send nothing")
+    p = add(
+        "ingest",
+        cmd_ingest,
+        "store and process mail from files or stdin (pipe transport)",
+        "escalation-gateway ingest message.eml  |  sendmail-pipe | escalation-gateway ingest -",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to ingest; - or none for stdin")
+    p.add_argument("--from", dest="mail_from", default=None, help="envelope sender, if known")
+    p.add_argument("--no-deliver", action="store_true", help="leave replies in the outbox")
+    p = add(
+        "explain",
+        cmd_explain,
+        "show every rule and the decision for a mail, changing nothing",
+        "escalation-gateway explain some.eml --json",
+    )
+    p.add_argument("file", help="message file, or - for stdin")
+    p.add_argument("--from", dest="mail_from", default=None, help="envelope sender, if known")
+    p.add_argument("--json", action="store_true")
+    p = add(
+        "cases", cmd_cases, "list cases or show one", "escalation-gateway cases show ESC-000001"
+    )
+    cases = p.add_subparsers(dest="cases_command", required=True)
+    listing = cases.add_parser("list", help="list cases")
+    listing.add_argument("--state", default=None)
+    listing.add_argument("--json", action="store_true")
+    show = cases.add_parser("show", help="show one case with events and mail")
+    show.add_argument("key")
+    show.add_argument("--json", action="store_true")
+    p = add(
+        "quarantine",
+        cmd_quarantine,
+        "list or replay mail that could not be processed",
+        "escalation-gateway quarantine replay 42",
+    )
+    quarantine = p.add_subparsers(dest="quarantine_command", required=True)
+    qlist = quarantine.add_parser("list", help="list quarantined items with their reason")
+    qlist.add_argument("--json", action="store_true")
+    replay = quarantine.add_parser("replay", help="process a quarantined item again")
+    replay.add_argument("id", type=int)
+    add("deliver", cmd_deliver, "send what is due in the outbox once", "escalation-gateway deliver")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config, source = load_config(args.config)
+        handler: Callable[[argparse.Namespace, GatewayConfig, str], int] = args.handler
+        return handler(args, config, source)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OperationalError as exc:
+        print(f"error: store unavailable: {exc.orig}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

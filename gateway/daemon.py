@@ -1,0 +1,117 @@
+"""`escalation-gateway run`: listener, worker and outbox sender in one process.
+
+Each part runs in its own thread and is woken by an event rather than polling hard,
+so a stored mail is usually processed and its reply sent within milliseconds.
+On SIGTERM/SIGINT the worker finishes the item in hand (one transaction) and stops;
+anything not yet claimed stays pending in the store for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from gateway.clock import Clock
+from gateway.config import GatewayConfig
+from gateway.delivery import OutboxSender
+from gateway.smtp_listener import InboundHandler, RecipientPolicy, SmtpListener
+from gateway.worker import Worker
+from store.db import Store
+
+log = logging.getLogger("gateway.daemon")
+
+
+class Daemon:
+    def __init__(
+        self, config: GatewayConfig, store: Store, clock: Clock, *, shadow: bool = False
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.worker = Worker(config, store, clock, shadow=shadow)
+        self.sender = OutboxSender(config.outbound, store, clock)
+        self._stop = threading.Event()
+        self._work_ready = threading.Event()
+        self._mail_ready = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.listener: SmtpListener | None = None
+        if config.smtp.enabled:
+            handler = InboundHandler(
+                store, clock, RecipientPolicy(config.smtp), on_stored=self.notify_stored
+            )
+            self.listener = SmtpListener(config.smtp, handler)
+
+    def notify_stored(self, _item_id: int | None = None) -> None:
+        self._work_ready.set()
+
+    def _loop(self, name: str, step: Callable[[], bool], wake: threading.Event) -> None:
+        """Run `step` until it reports no work, then sleep until woken or a second passes."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                busy = step()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.exception("%s failed; retrying in %.1fs", name, delay)
+                self._stop.wait(delay)
+                continue
+            if not busy:
+                wake.wait(1.0)
+                wake.clear()
+
+    def _work_step(self) -> bool:
+        outcome = self.worker.process_next()
+        if outcome is None:
+            return False
+        self._mail_ready.set()
+        return True
+
+    def _send_step(self) -> bool:
+        return self.sender.deliver_due() > 0
+
+    def start(self) -> None:
+        self.store.migrate()
+        for name, step, wake in (
+            ("worker", self._work_step, self._work_ready),
+            ("outbox", self._send_step, self._mail_ready),
+        ):
+            thread = threading.Thread(
+                target=self._loop, args=(name, step, wake), name=name, daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        if self.listener is not None:
+            self.listener.start()
+        log.info("gateway running")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.listener is not None:
+            # Stop taking mail first, so nothing is accepted that we will not store.
+            self.listener.stop()
+        self._stop.set()
+        self._work_ready.set()
+        self._mail_ready.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        log.info("gateway stopped")
+
+    def run_forever(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s received, finishing the message in hand", signum)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self._stop.wait(1.0)
+        finally:
+            self.stop()

@@ -1,0 +1,60 @@
+"""The one way mail enters the gateway: stored raw, committed, then acknowledged.
+
+The SMTP listener, the IMAP watcher and `escalation-gateway ingest` all call
+`store_inbound`; nothing is parsed or decided here, so a slow rule can never make a
+sending server time out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+from gateway.clock import Clock
+from store.db import Store
+from store.models import InboundItem
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def peek_message_id(raw: bytes) -> str | None:
+    """The Message-ID from the header block, read without a full parse."""
+    header_end = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: header_end.start()] if header_end else raw
+    match = _MESSAGE_ID.search(head)
+    if match is None:
+        return None
+    value = match.group(1).decode("ascii", "replace").strip()
+    return value.strip("<>").strip() or None
+
+
+def content_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def store_inbound(
+    store: Store,
+    raw: bytes,
+    *,
+    source: str,
+    clock: Clock,
+    mail_from: str | None = None,
+    rcpt_tos: Sequence[str] = (),
+) -> int:
+    """Commit the raw message and return its id. Raises if the store is unavailable."""
+    with store.transaction() as session:
+        item = InboundItem(
+            received_at=clock.now(),
+            source=source,
+            mail_from=mail_from,
+            rcpt_tos=list(rcpt_tos),
+            raw=raw,
+            sha256=content_hash(raw),
+            message_id=peek_message_id(raw),
+            state="pending",
+            attempts=0,
+        )
+        session.add(item)
+        session.flush()
+        return item.id

@@ -1,0 +1,115 @@
+"""The SMTP way in: an aiosmtpd handler that stores, commits, and only then says 250.
+
+No rule runs in a protocol hook. The commit happens in a thread so a slow disk never
+stalls the other SMTP sessions on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gateway.clock import Clock
+from gateway.config import SmtpListenerConfig
+from gateway.ingest import store_inbound
+from store.db import Store
+
+log = logging.getLogger("gateway.smtp")
+
+
+class RecipientPolicy:
+    """Only configured addresses and domains are accepted: the gateway never relays."""
+
+    def __init__(self, config: SmtpListenerConfig) -> None:
+        self.addresses = frozenset(config.accept_recipients)
+        self.domains = frozenset(config.accept_domains)
+
+    def accepts(self, address: str) -> bool:
+        address = address.strip().strip("<>").lower()
+        if address in self.addresses:
+            return True
+        local, _, domain = address.rpartition("@")
+        # Plus-addressing (support+token@) reaches the same mailbox.
+        base = f"{local.split('+', 1)[0]}@{domain}"
+        return base in self.addresses or domain in self.domains
+
+
+class InboundHandler:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        policy: RecipientPolicy,
+        on_stored: Callable[[int], None] = lambda _id: None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.policy = policy
+        self.on_stored = on_stored
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not self.policy.accepts(address):
+            return f"550 5.1.1 <{address}>: recipient not accepted here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        mail_from = envelope.mail_from or ""
+        try:
+            item_id = await asyncio.get_running_loop().run_in_executor(
+                None, self._store, raw, mail_from, list(envelope.rcpt_tos)
+            )
+        except Exception as exc:  # any store failure must become a retry, never a loss
+            log.error("store failed, answered 451 so the sender retries: %s", exc)
+            return "451 4.3.0 Temporary storage failure, please try again later"
+        self.on_stored(item_id)
+        return f"250 2.0.0 OK queued as {item_id}"
+
+    def _store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
+        return store_inbound(
+            self.store,
+            raw,
+            source="smtp",
+            clock=self.clock,
+            mail_from=mail_from,
+            rcpt_tos=rcpt_tos,
+        )
+
+
+class SmtpListener:
+    def __init__(self, config: SmtpListenerConfig, handler: InboundHandler) -> None:
+        self.config = config
+        self.controller = Controller(
+            handler,
+            hostname=config.host,
+            port=config.port,
+            data_size_limit=config.max_message_size,
+            # The raw bytes are what we store; decoding them is the parser's job.
+            decode_data=False,
+            server_kwargs={"timeout": 300},
+        )
+
+    @property
+    def port(self) -> int:
+        server: Any = self.controller.server
+        return int(server.sockets[0].getsockname()[1])
+
+    def start(self) -> None:
+        self.controller.start()
+        log.info("SMTP listener on %s:%s", self.config.host, self.port)
+
+    def stop(self) -> None:
+        self.controller.stop()

@@ -1,0 +1,162 @@
+"""The processing worker: claim a stored item, parse, classify, act, in one transaction.
+
+A failure rolls the whole unit back and then, in a separate transaction, quarantines
+the item with its reason. Nothing is dropped: a quarantined item keeps its raw bytes
+and can be replayed once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.cases import CaseActions
+from gateway.classify import Classifier, Decision
+from gateway.clock import Clock
+from gateway.config import GatewayConfig
+from gateway.outbox import Outbox
+from gateway.render import Renderer
+from parsers.mail import parse_mail
+from parsers.model import UnparseableMail
+from store.db import Store
+from store.models import InboundItem
+
+log = logging.getLogger("gateway.worker")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: int
+    state: str  # done, duplicate or quarantined
+    decision: str | None
+    case_key: str | None
+    detail: str
+
+
+class Worker:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        clock: Clock,
+        *,
+        shadow: bool = False,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.classifier = Classifier(config)
+        renderer = Renderer(config.template_dir)
+        self.outbox = Outbox(config, renderer, shadow=shadow)
+        self.actions = CaseActions(config, self.outbox, self.classifier.directory)
+
+    def _claim(self, session: Session, item_id: int | None) -> InboundItem | None:
+        query = select(InboundItem).where(InboundItem.state == "pending")
+        if item_id is not None:
+            query = query.where(InboundItem.id == item_id)
+        query = query.order_by(InboundItem.id).limit(1)
+        if not self.store.is_sqlite:
+            # Several daemons may share one PostgreSQL store; each takes a different item.
+            query = query.with_for_update(skip_locked=True)
+        return session.scalar(query)
+
+    def process_next(self, item_id: int | None = None) -> Outcome | None:
+        """Process one pending item (the oldest, or the given one). None if nothing waits."""
+        claimed_id: int | None = None
+        try:
+            with self.store.transaction() as session:
+                item = self._claim(session, item_id)
+                if item is None:
+                    return None
+                claimed_id = item.id
+                return self._process(session, item)
+        except UnparseableMail as exc:
+            if claimed_id is None:
+                raise
+            return self._quarantine(claimed_id, f"unparseable: {exc}")
+        except Exception as exc:
+            if claimed_id is None:
+                raise  # the store itself failed; the item stays pending for a retry
+            log.exception("item %s failed; quarantined", claimed_id)
+            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+            return self._quarantine(claimed_id, reason)
+
+    def drain(self, limit: int | None = None) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        while limit is None or len(outcomes) < limit:
+            outcome = self.process_next()
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+        return outcomes
+
+    def _is_duplicate(self, session: Session, item: InboundItem) -> InboundItem | None:
+        if not item.message_id:
+            return None
+        return session.scalar(
+            select(InboundItem)
+            .where(
+                InboundItem.sha256 == item.sha256,
+                InboundItem.message_id == item.message_id,
+                InboundItem.state == "done",
+                InboundItem.id != item.id,
+            )
+            .limit(1)
+        )
+
+    def _process(self, session: Session, item: InboundItem) -> Outcome:
+        now = self.clock.now()
+        item.attempts += 1
+        original = self._is_duplicate(session, item)
+        if original is not None:
+            item.state, item.processed_at, item.decision = "duplicate", now, "duplicate"
+            item.case_id = original.case_id
+            detail = f"same Message-ID and content as item {original.id}"
+            log.info("item %s duplicate: %s", item.id, detail)
+            return Outcome(item.id, "duplicate", None, None, detail)
+        mail = parse_mail(item.raw)
+        decision = self.classifier.classify(session, mail, item.mail_from)
+        case = self.actions.apply(session, decision, mail, item, now)
+        item.state, item.processed_at = "done", now
+        item.decision = decision.action
+        item.explanation = decision.as_dict()
+        item.error = None
+        if case is not None:
+            item.case_id = case.id
+        self._log_decision(item, decision, case.key if case else None)
+        return Outcome(
+            item.id, "done", decision.action, case.key if case else None, decision.reason
+        )
+
+    def _log_decision(self, item: InboundItem, decision: Decision, case_key: str | None) -> None:
+        log.info(
+            "item=%s decision=%s level=%s case=%s reason=%s",
+            item.id,
+            decision.action,
+            decision.level,
+            case_key or "-",
+            decision.reason,
+        )
+
+    def _quarantine(self, item_id: int, reason: str) -> Outcome:
+        with self.store.transaction() as session:
+            item = session.get(InboundItem, item_id)
+            assert item is not None
+            item.state = "quarantined"
+            item.attempts += 1
+            item.error = reason
+            item.processed_at = self.clock.now()
+        log.warning("item=%s quarantined: %s", item_id, reason.splitlines()[0])
+        return Outcome(item_id, "quarantined", None, None, reason.splitlines()[0])
+
+    def replay(self, item_id: int) -> Outcome | None:
+        with self.store.transaction() as session:
+            item = session.get(InboundItem, item_id)
+            if item is None or item.state != "quarantined":
+                return None
+            item.state = "pending"
+        return self.process_next(item_id)

@@ -1,0 +1,1 @@
+"""Helpers that run real external services for the test suite."""
