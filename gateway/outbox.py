@@ -125,7 +125,8 @@ class Outbox:
             recipients=recipients,
             subject=tagged_subject,
             message_id=message_id.strip("<>"),
-            raw=message.as_bytes(),
+            # SMTP wants CRLF, and smtplib does not convert bytes for us.
+            raw=message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
             state="shadow" if self.shadow else "pending",
             attempts=0,
             next_attempt_at=now,

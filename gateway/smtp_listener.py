@@ -99,7 +99,7 @@ class SmtpListener:
             data_size_limit=config.max_message_size,
             # The raw bytes are what we store; decoding them is the parser's job.
             decode_data=False,
-            server_kwargs={"timeout": 300},
+            timeout=300,
         )
 
     @property

@@ -3,15 +3,13 @@
 Agents fill the template by hand in whatever client they have, so parsing is
 deliberately forgiving: label case, Markdown bold, numbering, bullets, field
 order, "Label: value" or a label line followed by a multi-line value, and
-HTML bodies (converted to text first).  Values run until the next label, a
-sign-off line or quoted history.
+HTML bodies (converted to text first).  Quoted history is removed first (see
+``parsers.reply``), so a template sent as a reply parses the same; values run
+until the next label or a sign-off line.
 
 Ticket resolution: the subject's ticket number wins when present; the body's
 "Ticket #" field is used only when the subject carries none.  Leading ``#``
 is dropped from ticket values.
-
-Callers should pass the new text of the mail (see ``parsers.reply``) when
-the template may arrive as a reply with quoted history below it.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from parsers.html_text import html_to_text
+from parsers.reply import extract_new_text
 
 __all__ = [
     "FIELD_LABELS",
@@ -75,10 +74,10 @@ _LABEL_LINE = re.compile(
     rf"\s*{_EMPHASIS}?\s*(?P<value>.*?)\s*$",
     re.IGNORECASE,
 )
-# Lines that end a hand-written template: sign-offs, signature delimiter, quoted history.
+# Sign-offs and the signature delimiter end the last field of a hand-written template.
 _STOP_LINE = re.compile(
-    r"^\s*(?:--\s*|>.*|(?:many\s+)?thanks?(?:\s+you)?[,.!]?|(?:best|kind|warm)?\s*regards,?|"
-    r"cheers,?|best,?|-{2,}\s*original message\s*-{2,}|on\s.+\swrote:)\s*$",
+    r"^\s*(?:--|(?:many\s+)?thanks?(?:\s+you)?[,.!]?|(?:best|kind|warm)?\s*regards,?|"
+    r"cheers,?|best,?)\s*$",
     re.IGNORECASE,
 )
 
@@ -104,11 +103,14 @@ class EscalationTemplate:
     fields: Mapping[str, str] = field(hash=False)
 
     def missing(self, required: Iterable[str]) -> list[str]:
-        """Canonical keys from ``required`` that are empty; ticket also counts from the subject."""
+        """Keys from ``required`` without a value, in the order given.
+
+        The ticket also counts when it came from the subject.  A key that is not
+        a template field can never be filled, so it is reported as missing
+        rather than breaking classification over a configuration typo.
+        """
         result = []
         for key in required:
-            if key not in FIELD_LABELS:
-                raise ValueError(f"unknown template field: {key!r}")
             present = bool(self.ticket) if key == "ticket" else bool(self.fields.get(key))
             if not present:
                 result.append(key)
@@ -131,6 +133,7 @@ def parse_template_body(text: str) -> dict[str, str]:
     """Canonical field key -> value for every labelled field with content."""
     if _LOOKS_HTML.search(text):
         text = html_to_text(text)
+    text = extract_new_text(text)
     values: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.replace("\r\n", "\n").split("\n"):

@@ -6,6 +6,8 @@ import html as html_lib
 import re
 
 import inscriptis
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 
 _BLOCK_BREAK = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h[1-6]|hr)\b[^>]*>", re.IGNORECASE)
 _INVISIBLE = re.compile(
@@ -13,6 +15,8 @@ _INVISIBLE = re.compile(
 )
 _TAG = re.compile(r"<[^>]*>")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
+# The relaxed profile indents every <div>, and mail clients wrap every line in one.
+_CONFIG = ParserConfig(css=CSS_PROFILES["strict"])
 
 
 def html_to_text(html: str) -> str:
@@ -20,7 +24,7 @@ def html_to_text(html: str) -> str:
     if not html.strip():
         return ""
     try:
-        text = inscriptis.get_text(html)
+        text = inscriptis.get_text(html, _CONFIG)
     except Exception:
         # lxml rejects some inputs outright (odd encodings, NUL bytes); mail must still be readable.
         text = _strip_tags(html)

@@ -2,12 +2,13 @@
 
 Engine choice: an ordered list of line-level cut markers written here, not
 ``mail-parser-reply``.  That library (1.36) was measured against the reply
-samples in tests/test_reply_text.py and got 18 of 25 right; it missed Spanish,
-Dutch and Finnish attribution lines, left bare ``>`` quoted lines in place and
-kept "Sent from my iPhone"-style footers (its signature stripping also eats
-ordinary "Regards," sign-offs that agents rely on).  It also strips the
-indentation of every line, which damages pasted logs.  Patching all of that
-would have cost more than the few patterns below.
+samples in tests/test_reply_text.py and got 18 of 28 right: it missed Spanish,
+Dutch and Finnish attribution lines, French headers written with a no-break
+space before the colon, bare ``>`` quoted lines, and phone footers such as
+"Sent from my iPhone" (its signature stripping, which would catch those, also
+eats ordinary "Regards," sign-offs).  It also strips the indentation of every
+line, which damages pasted stack traces.  Patching all of that around it would
+have cost more than the few patterns below.
 
 Rules, applied top to bottom over the lines of the body:
 * the first line that starts quoted history cuts everything from there on

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import email
+import email.policy
 from datetime import UTC, timedelta
 from typing import Any
 
+import mailparser
 import pytest
 
-import parsers.mail as mail_module
 from parsers import UnparseableMail, extract_new_text, parse_mail
 
 
@@ -69,7 +70,8 @@ support@example.com> wrote:
 --000000000000b1
 Content-Type: text/html; charset="UTF-8"
 
-<div dir="ltr">Thanks, that fixed it.</div><blockquote>Please try clearing your cookies.</blockquote>
+<div dir="ltr">Thanks, that fixed it.</div>
+<blockquote>Please try clearing your cookies.</blockquote>
 
 --000000000000b1--
 """)
@@ -133,8 +135,7 @@ MDoxNSwgU3VwcG9ydCA8c3VwcG9ydEBleGFtcGxlLmNvbT4gYSDDqWNyaXQgOgo+IFJlZMOpbWFy
 cmV6IGxlIHNlcnZldXIuCg==
 """)
 
-UNDECLARED_ISO2022JP = (
-    crlf("""
+UNDECLARED_ISO2022JP = crlf("""
 From: tanaka@example.jp
 To: support@example.com
 Subject: =?ISO-2022-JP?B?GyRCJWEhPCVrGyhC?=
@@ -143,12 +144,9 @@ MIME-Version: 1.0
 Content-Type: text/plain
 Content-Transfer-Encoding: 7bit
 
-""")
-    + "サーバーが停止しています。\r\n至急対応をお願いします。\r\n".encode("iso-2022-jp")
-)
+""") + "サーバーが停止しています。\r\n至急対応をお願いします。\r\n".encode("iso-2022-jp")
 
-UNDECLARED_GB2312 = (
-    crlf("""
+UNDECLARED_GB2312 = crlf("""
 From: wang@example.cn
 To: support@example.com
 Subject: =?GB2312?B?x+u8sdDo0K3W+g==?=
@@ -156,9 +154,7 @@ Date: Tue, 9 Jan 2024 17:00:00 +0800
 Content-Type: text/plain
 Content-Transfer-Encoding: 8bit
 
-""")
-    + "系统无法登录，请尽快处理。\r\n".encode("gb2312")
-)
+""") + "系统无法登录\uff0c请尽快处理。\r\n".encode("gb2312")
 
 UNDECLARED_LATIN1 = crlf(
     """
@@ -304,7 +300,7 @@ def test_undisclosed_recipients_and_odd_ids() -> None:
 From: undisclosed
 To: undisclosed-recipients:;
 Subject:   lots   of
-\tspace  
+\tspace
 Message-ID: bare-id@example.com
 References: <a@x>,<b@x>
 Date: 9 Jan 2024 12:00:00 -0000
@@ -345,7 +341,9 @@ def nested_multipart(depth: int) -> bytes:
     head = b"From: bomb@example.com\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
     parts = [head]
     for level in range(1, depth):
-        parts.append(f"--b{level - 1}\r\nContent-Type: multipart/mixed; boundary=b{level}\r\n\r\n".encode())
+        parts.append(
+            f"--b{level - 1}\r\nContent-Type: multipart/mixed; boundary=b{level}\r\n\r\n".encode()
+        )
     return b"".join(parts)
 
 
@@ -383,7 +381,7 @@ def test_falls_back_to_stdlib_when_mailparser_raises(monkeypatch: pytest.MonkeyP
     def explode(raw: bytes) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(mail_module.mailparser, "parse_from_bytes", explode)
+    monkeypatch.setattr(mailparser, "parse_from_bytes", explode)
     mail = parse_mail(GMAIL_REPLY)
 
     assert mail.parsed_by == "stdlib"
@@ -397,7 +395,8 @@ def test_falls_back_to_stdlib_when_mailparser_raises(monkeypatch: pytest.MonkeyP
 
 def test_stdlib_fallback_matches_mailparser_on_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = parse_mail(OUTLOOK_HTML_REPLY)
-    monkeypatch.setattr(mail_module.mailparser, "parse_from_bytes", lambda raw: None)
+    real = mailparser.parse_from_bytes
+    monkeypatch.setattr(mailparser, "parse_from_bytes", lambda raw: real(b""))
     fallback = parse_mail(OUTLOOK_HTML_REPLY)
 
     assert fallback.parsed_by == "stdlib"
@@ -417,8 +416,8 @@ def test_compat32_used_when_default_policy_explodes(monkeypatch: pytest.MonkeyPa
             raise ValueError("header parser blew up")
         return real(raw, **kwargs)
 
-    monkeypatch.setattr(mail_module.mailparser, "parse_from_bytes", lambda raw: None)
-    monkeypatch.setattr(mail_module.email, "message_from_bytes", picky)
+    monkeypatch.setattr(mailparser, "parse_from_bytes", lambda raw: None)
+    monkeypatch.setattr(email, "message_from_bytes", picky)
     mail = parse_mail(UNDECLARED_GB2312)
 
     assert mail.parsed_by == "stdlib"
@@ -427,7 +426,7 @@ def test_compat32_used_when_default_policy_explodes(monkeypatch: pytest.MonkeyPa
 
 
 def test_stdlib_fallback_raises_unparseable_for_headerless(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mail_module.mailparser, "parse_from_bytes", lambda raw: None)
+    monkeypatch.setattr(mailparser, "parse_from_bytes", lambda raw: None)
 
     with pytest.raises(UnparseableMail, match="no headers"):
         parse_mail(b"no header here\n\njust text\n")
