@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from gateway.business_calendar import BusinessCalendar, parse_duration
+from gateway.imap_config import ImapMailboxes
 
 CONFIG_ENV_VAR = "ESCALATION_GATEWAY_CONFIG"
 DEFAULT_CONFIG_FILENAME = "escalation-gateway.toml"
@@ -246,6 +247,35 @@ RuleConfig = Annotated[
 ]
 
 
+class TimersConfig(_Model):
+    """The escalation timeline: how often timers run and how the case clock behaves."""
+
+    tick_interval: Duration = timedelta(seconds=5)
+    batch_size: int = Field(default=200, ge=1)
+    # A failing case is retried with doubling delays, so it never blocks the others.
+    retry_initial: Duration = timedelta(minutes=1)
+    retry_max: Duration = timedelta(hours=1)
+    # How long a claimed case stays hidden from other daemons sharing the store.
+    claim_lease: Duration = timedelta(minutes=5)
+    level4_breach_repeat: Duration = timedelta(minutes=30)
+    reopen_window: Duration = timedelta(days=7)
+    skip_status_after_human_update: bool = True
+    confirmation_phrases: tuple[Regex, ...] = (
+        r"(?i)\bresolved\b",
+        r"(?i)\ball good\b",
+        r"(?i)\byou (can|may) close\b",
+        r"(?i)\bplease close\b",
+        r"(?i)\b(works|working) (fine|again|now)\b",
+    )
+    recurrence_phrases: tuple[Regex, ...] = (
+        r"(?i)\b(problem|issue|error|it)('s| is) back\b",
+        r"(?i)\b(happen(ed|ing|s)|broke(n)?|fail(ed|ing|s)) again\b",
+        r"(?i)\bstill (not working|broken|failing|happening|down)\b",
+        r"(?i)\b(not|isn'?t|hasn'?t been|wasn'?t) (fixed|resolved)\b",
+        r"(?i)\bcame back\b",
+    )
+
+
 def _person(name: str, email: str) -> Person:
     return Person(name=name, email=email)
 
@@ -256,7 +286,7 @@ def _default_levels() -> tuple[LevelConfig, ...]:
             number=1,
             name="Senior support agent",
             first_response=timedelta(hours=4),
-            status_interval=timedelta(hours=24),
+            status_interval=timedelta(days=1),
             resolution=timedelta(days=3),
             calendar="business",
             owners=(_person("Senior Agent", "senior@example.com"),),
@@ -381,6 +411,8 @@ class GatewayConfig(_Model):
     levels: tuple[LevelConfig, ...] = Field(default_factory=_default_levels)
     accounts: tuple[AccountConfig, ...] = ()
     rules: tuple[RuleConfig, ...] = Field(default_factory=_default_rules)
+    timers: TimersConfig = TimersConfig()
+    imap: ImapMailboxes = ()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> GatewayConfig:

@@ -109,6 +109,22 @@ class Case(Base):
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     root_message_id: Mapped[str | None] = mapped_column(String(500))
+    # -- the timeline (gateway/lifecycle.py, gateway/timers.py) --------------------
+    reminder_due: Mapped[datetime | None]
+    first_response_breached_at: Mapped[datetime | None]
+    # Level 4 has nobody left to escalate to, so its managers are told again and again.
+    breach_repeat_due: Mapped[datetime | None]
+    resolution_breached_at: Mapped[datetime | None]
+    # Set while waiting on the customer: the resolution clock stands still meanwhile.
+    paused_at: Mapped[datetime | None]
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    monitoring_until: Mapped[datetime | None]
+    last_status_at: Mapped[datetime | None]
+    last_human_update_at: Mapped[datetime | None]
+    # The earliest of the timers above that still matters; the tick scans only this.
+    next_timer_at: Mapped[datetime | None]
+    timer_failures: Mapped[int] = mapped_column(Integer, default=0)
+    timer_error: Mapped[str | None] = mapped_column(Text)
 
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", lazy="raise_on_sql"
@@ -119,6 +135,7 @@ class Case(Base):
         Index("ix_cases_state", "state"),
         Index("ix_cases_first_response_due", "first_response_due"),
         Index("ix_cases_next_status_due", "next_status_due"),
+        Index("ix_cases_next_timer_at", "next_timer_at"),
     )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 15:49:18.062218
+Create Date: 2026-11-23 15:52:54.835301
 """
 
 from __future__ import annotations
@@ -55,12 +55,27 @@ def upgrade() -> None:
         sa.Column("resolved_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("closed_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("root_message_id", sa.String(length=500), nullable=True),
+        sa.Column("reminder_due", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_response_breached_at", store.models.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("breach_repeat_due", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("resolution_breached_at", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("paused_at", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("paused_seconds", sa.Integer(), nullable=False),
+        sa.Column("monitoring_until", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_status_at", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_human_update_at", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("next_timer_at", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("timer_failures", sa.Integer(), nullable=False),
+        sa.Column("timer_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
     )
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index("ix_cases_first_response_due", ["first_response_due"], unique=False)
         batch_op.create_index("ix_cases_next_status_due", ["next_status_due"], unique=False)
+        batch_op.create_index("ix_cases_next_timer_at", ["next_timer_at"], unique=False)
         batch_op.create_index("ix_cases_state", ["state"], unique=False)
         batch_op.create_index("ix_cases_ticket_state", ["ticket", "state"], unique=False)
 
@@ -214,6 +229,7 @@ def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_ticket_state")
         batch_op.drop_index("ix_cases_state")
+        batch_op.drop_index("ix_cases_next_timer_at")
         batch_op.drop_index("ix_cases_next_status_due")
         batch_op.drop_index("ix_cases_first_response_due")
 

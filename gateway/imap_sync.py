@@ -1,0 +1,321 @@
+"""Bring one IMAP folder's new mail into the store, in an order that never loses mail.
+
+For every message above the recorded UID: fetch with BODY.PEEK[] (so fetching alone
+never marks it read), commit it with `store_inbound`, record the new last UID, and
+only then flag it \\Seen. A crash anywhere in that sequence leaves the message either
+unstored (fetched again next time) or stored but not yet recorded (fetched and stored
+again; the worker sees the same Message-ID and content already done and marks the
+copy "duplicate", so no second case or reply).
+
+Moving to the processed or quarantine folder waits for the worker's verdict, which
+the sync learns by looking up the items it stored. Nothing is deleted except by MOVE.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import select
+
+from gateway.clock import Clock
+from gateway.imap_config import ImapMailboxConfig
+from gateway.imap_connection import ImapFailure
+from gateway.imap_state import FolderPosition, load_position, save_position
+from gateway.ingest import content_hash, store_inbound
+from store.db import Store
+from store.models import InboundItem
+
+log = logging.getLogger("gateway.imap")
+
+SEEN = b"\\Seen"
+DELETED = b"\\Deleted"
+_BODY = b"BODY[]"
+_SETTLED_OK = frozenset({"done", "duplicate"})
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+@dataclass
+class SyncResult:
+    stored: list[int] = field(default_factory=list)  # item ids, in UID order
+
+
+class FolderSync:
+    """One folder of one mailbox. `attach` after every (re)connect, then `catch_up`."""
+
+    def __init__(
+        self,
+        config: ImapMailboxConfig,
+        store: Store,
+        clock: Clock,
+        *,
+        on_stored: Callable[[int], None] = lambda _id: None,
+        checkpoint: Callable[[str], None] = lambda _stage: None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.on_stored = on_stored
+        # Lets tests stop the process at an exact point ("stored", "recorded").
+        self.checkpoint = checkpoint
+        self.client: IMAPClient | None = None
+        self.writable = False
+        self.position: FolderPosition | None = None
+        # UID -> item id for mail still waiting for a verdict before it is moved.
+        self.awaiting: dict[int, int] = {}
+        self._reconciled = False
+        self._first_scan: list[int] | None = None
+
+    @property
+    def moves_configured(self) -> bool:
+        return bool(self.config.processed_folder or self.config.quarantine_folder)
+
+    # -- connection setup ----------------------------------------------------
+
+    def attach(self, client: IMAPClient) -> None:
+        """Select the folder on a fresh connection and check that UIDs still mean the same."""
+        self.client = client
+        cfg = self.config
+        try:
+            status = self._select(client)
+        except IMAPClient.AbortError:
+            raise
+        except IMAPClientError as exc:
+            raise ImapFailure("folder", f"cannot open folder {cfg.folder!r}: {exc}") from None
+        uidvalidity = int(status[b"UIDVALIDITY"])
+        saved = load_position(self.store, cfg.name, cfg.folder)
+        if saved is None:
+            self.position = self._first_position(client, uidvalidity)
+        elif saved.uidvalidity != uidvalidity:
+            log.warning(
+                "%s: UIDVALIDITY changed from %s to %s; rescanning the whole folder "
+                "(mail already processed is recognised as a duplicate)",
+                cfg.describe(),
+                saved.uidvalidity,
+                uidvalidity,
+            )
+            # Old UIDs now name other messages (or none): forget everything tied to them.
+            self.awaiting.clear()
+            self._reconciled = False
+            self.position = FolderPosition(uidvalidity, 0)
+            save_position(self.store, cfg.name, cfg.folder, self.position)
+        else:
+            self.position = saved
+        if self.writable and self.moves_configured:
+            self._ensure_folders(client)
+            if not self._reconciled:
+                self._reconcile(client)
+                self._reconciled = True
+
+    def _select(self, client: IMAPClient) -> dict[bytes, object]:
+        if self.config.read_only:
+            self.writable = False
+            return client.select_folder(self.config.folder, readonly=True)  # type: ignore[no-any-return]
+        try:
+            status: dict[bytes, object] = client.select_folder(self.config.folder)
+            self.writable = True
+            return status
+        except IMAPClient.ReadOnlyError:
+            # Shared or ACL-restricted folder: watch it, remember progress in the store only.
+            log.info(
+                "%s: folder is read-only; tracking UIDs in the store only", self.config.describe()
+            )
+            self.writable = False
+            return client.select_folder(self.config.folder, readonly=True)  # type: ignore[no-any-return]
+
+    def _first_position(self, client: IMAPClient, uidvalidity: int) -> FolderPosition:
+        cfg = self.config
+        if cfg.initial_scan == "all":
+            position = FolderPosition(uidvalidity, 0)
+            save_position(self.store, cfg.name, cfg.folder, position)
+            return position
+        present = sorted(int(uid) for uid in client.search("ALL"))
+        boundary = present[-1] if present else 0
+        if cfg.initial_scan == "unseen":
+            # Unread mail already waiting is taken; the rest is treated as handled.
+            unseen = sorted(int(uid) for uid in client.search("UNSEEN"))
+            self._first_scan = [uid for uid in unseen if uid <= boundary]
+        log.info(
+            "%s: first start; %s, continuing above UID %s",
+            cfg.describe(),
+            f"taking {len(self._first_scan or [])} unread message(s)"
+            if cfg.initial_scan == "unseen"
+            else "skipping existing mail",
+            boundary,
+        )
+        # Saved only after the first scan is stored, so a crash repeats the scan.
+        return FolderPosition(uidvalidity, boundary)
+
+    def _ensure_folders(self, client: IMAPClient) -> None:
+        for folder in (self.config.processed_folder, self.config.quarantine_folder):
+            if folder and not client.folder_exists(folder):
+                log.info("%s: creating folder %r", self.config.describe(), folder)
+                client.create_folder(folder)
+
+    def _reconcile(self, client: IMAPClient) -> None:
+        """After a restart, find stored mail that was never moved and wait for its verdict.
+
+        Only done with a processed folder: then whatever sits at or below last_uid is
+        a leftover from an interrupted run, and there are few of them.
+        """
+        if not self.config.processed_folder or self.position is None:
+            return
+        last = self.position.last_uid
+        if last == 0:
+            return
+        leftovers = [
+            uid for uid in (int(u) for u in client.search(["UID", f"1:{last}"])) if uid <= last
+        ]
+        leftovers = [uid for uid in leftovers if uid not in self.awaiting]
+        for batch in _chunks(leftovers, self.config.fetch_batch):
+            bodies = client.fetch(batch, ["BODY.PEEK[]"])
+            hashes = {
+                uid: content_hash(data[_BODY]) for uid, data in bodies.items() if _BODY in data
+            }
+            with self.store.transaction() as session:
+                for uid, digest in hashes.items():
+                    item_id = session.scalar(
+                        select(InboundItem.id)
+                        .where(InboundItem.source == self.config.source)
+                        .where(InboundItem.sha256 == digest)
+                        .order_by(InboundItem.id.desc())
+                        .limit(1)
+                    )
+                    if item_id is not None:
+                        self.awaiting[int(uid)] = item_id
+        if leftovers:
+            log.info(
+                "%s: %d stored message(s) still in the folder from an earlier run; "
+                "moving them once processed",
+                self.config.describe(),
+                len(leftovers),
+            )
+
+    # -- new mail --------------------------------------------------------------
+
+    def _new_uids(self, client: IMAPClient) -> list[int]:
+        assert self.position is not None
+        if self._first_scan is not None:
+            return self._first_scan
+        last = self.position.last_uid
+        # "n:*" always matches the highest UID, even when it is below n; filter it out.
+        found = client.search(["UID", f"{last + 1}:*"])
+        return sorted(uid for uid in (int(u) for u in found) if uid > last)
+
+    def catch_up(self) -> SyncResult:
+        """Store everything new, record progress, then flag it; returns what was stored."""
+        client, position = self.client, self.position
+        assert client is not None and position is not None, "attach() first"
+        result = SyncResult()
+        uids = self._new_uids(client)
+        for batch in _chunks(uids, self.config.fetch_batch):
+            result.stored.extend(self._store_batch(client, batch))
+        if self._first_scan is not None:
+            self._first_scan = None
+            save_position(self.store, self.config.name, self.config.folder, self.position)
+        return result
+
+    def _store_batch(self, client: IMAPClient, batch: Sequence[int]) -> list[int]:
+        assert self.position is not None
+        cfg = self.config
+        fetched = client.fetch(batch, ["BODY.PEEK[]"])
+        stored: list[tuple[int, int]] = []
+        for uid in batch:
+            raw = fetched.get(uid, {}).get(_BODY)
+            if raw is None:
+                # Expunged between SEARCH and FETCH by another client: nothing to take.
+                log.info("%s: UID %s vanished before it could be fetched", cfg.describe(), uid)
+                continue
+            item_id = store_inbound(self.store, bytes(raw), source=cfg.source, clock=self.clock)
+            self.checkpoint("stored")
+            stored.append((uid, item_id))
+            self.on_stored(item_id)
+        high = max(batch)
+        if high > self.position.last_uid:
+            self.position = FolderPosition(self.position.uidvalidity, high)
+            if self._first_scan is None:
+                save_position(self.store, cfg.name, cfg.folder, self.position)
+        self.checkpoint("recorded")
+        uids = [uid for uid, _ in stored]
+        if uids and self.writable:
+            if cfg.mark_seen:
+                client.add_flags(uids, [SEEN], silent=True)
+            if self.moves_configured:
+                self.awaiting.update(stored)
+        log.debug("%s: stored %d message(s) up to UID %s", cfg.describe(), len(stored), high)
+        return [item_id for _, item_id in stored]
+
+    # -- moving by verdict -----------------------------------------------------
+
+    def verdicts(self) -> dict[int, str]:
+        """UID -> item state for every awaited message the worker has finished with."""
+        if not self.awaiting:
+            return {}
+        with self.store.transaction() as session:
+            rows = session.execute(
+                select(InboundItem.id, InboundItem.state).where(
+                    InboundItem.id.in_(set(self.awaiting.values()))
+                )
+            ).all()
+        states = {item_id: state for item_id, state in rows}
+        return {
+            uid: states[item_id]
+            for uid, item_id in self.awaiting.items()
+            if states.get(item_id, "pending") != "pending"
+        }
+
+    def settle(self) -> int:
+        """Move every message whose item has a verdict; returns how many were moved."""
+        client = self.client
+        assert client is not None
+        targets: dict[str, list[int]] = {}
+        for uid, state in self.verdicts().items():
+            del self.awaiting[uid]
+            target = (
+                self.config.processed_folder
+                if state in _SETTLED_OK
+                else self.config.quarantine_folder
+            )
+            if target:
+                targets.setdefault(target, []).append(uid)
+        moved = 0
+        for target, uids in targets.items():
+            moved += self._move(client, sorted(uids), target)
+        return moved
+
+    def _move(self, client: IMAPClient, uids: list[int], target: str) -> int:
+        try:
+            if client.has_capability("MOVE"):
+                client.move(uids, target)
+            elif client.has_capability("UIDPLUS"):
+                # MOVE emulated per RFC 6851: only our own UIDs are ever expunged.
+                client.copy(uids, target)
+                client.add_flags(uids, [DELETED], silent=True)
+                client.uid_expunge(uids)
+            else:
+                client.copy(uids, target)
+                log.warning(
+                    "%s: server has neither MOVE nor UIDPLUS; copied to %r, original kept",
+                    self.config.describe(),
+                    target,
+                )
+        except IMAPClientError as exc:
+            if isinstance(exc, IMAPClient.AbortError):
+                raise
+            log.warning(
+                "%s: could not move UID(s) %s to %r: %s",
+                self.config.describe(),
+                ",".join(map(str, uids)),
+                target,
+                exc,
+            )
+            return 0
+        log.info("%s: moved %d message(s) to %r", self.config.describe(), len(uids), target)
+        return len(uids)
