@@ -15,8 +15,11 @@ from gateway.accounts import AccountDirectory
 from gateway.business_calendar import format_duration
 from gateway.classify import Decision
 from gateway.config import GatewayConfig
-from gateway.outbox import Outbox, Recipient, Threading
+from gateway.customer_replies import ReplyReactions
+from gateway.mail_compose import Recipient, Threading
+from gateway.outbox import Outbox
 from gateway.owners import choose_owner
+from gateway.sla import set_level_deadlines
 from gateway.timefmt import format_when
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail
@@ -88,11 +91,8 @@ class CaseActions:
             )
 
     def _set_deadlines(self, case: Case, start: datetime) -> None:
-        level = self.config.level(case.level)
-        calendar = self.config.calendar_for(case.level)
-        case.first_response_due = calendar.add(start, level.first_response)
-        case.next_status_due = calendar.add(start, level.status_interval)
-        case.resolution_due = calendar.add(start, level.resolution)
+        # One place computes every clock, so the timer tick sees this case too.
+        set_level_deadlines(self.config, case, start)
 
     def _assign(self, session: Session, case: Case) -> str:
         owner, why = choose_owner(session, self.config, self.directory, case.level, case.account)
@@ -349,5 +349,8 @@ class CaseActions:
             actor=sender,
             data={"decision": decision.as_dict(), "subject": mail.subject},
             item=item,
+        )
+        ReplyReactions(self.config, self.outbox, self.directory).react(
+            session, case, decision, mail, now
         )
         return case

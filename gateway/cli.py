@@ -7,6 +7,7 @@ one clear line on stderr and exit code 2; stack traces are for bugs only.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -17,12 +18,16 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from gateway import case_views as views
+from gateway.case_commands import CaseCommands
 from gateway.classify import Classifier
 from gateway.clock import SystemClock
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.daemon import Daemon
 from gateway.delivery import OutboxSender
+from gateway.imap_connection import ImapFailure
+from gateway.imap_once import ingest_mailboxes
 from gateway.ingest import store_inbound
+from gateway.lifecycle import LifecycleError
 from gateway.render import Renderer
 from gateway.worker import Worker
 from parsers.mail import parse_mail
@@ -61,8 +66,9 @@ def cmd_check_config(args: argparse.Namespace, config: GatewayConfig, source: st
 def cmd_run(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
     logging.getLogger("gateway").info("config: %s", source)
     store = _open_store(config)
-    Daemon(config, store, SystemClock(), shadow=args.shadow).run_forever()
-    return 0
+    daemon = Daemon(config, store, SystemClock(), shadow=args.shadow)
+    daemon.run_forever()
+    return daemon.exit_code
 
 
 def _read_input(path: str) -> bytes:
@@ -78,7 +84,12 @@ def cmd_ingest(args: argparse.Namespace, config: GatewayConfig, source: str) -> 
     store = _open_store(config)
     clock = SystemClock()
     worker = Worker(config, store, clock)
-    for path in args.files or ["-"]:
+    if args.imap is not None:
+        try:
+            ingest_mailboxes(config, store, clock, worker, args.imap or None, print)
+        except ImapFailure as exc:
+            raise UserError(str(exc)) from None
+    for path in args.files or ([] if args.imap is not None else ["-"]):
         raw = _read_input(path)
         item_id = store_inbound(store, raw, source="ingest", clock=clock, mail_from=args.mail_from)
         outcome = worker.process_next(item_id)
@@ -111,8 +122,25 @@ def cmd_explain(args: argparse.Namespace, config: GatewayConfig, source: str) ->
     return 0
 
 
+def _change_case(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
+    commands = CaseCommands(config, store, SystemClock())
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if args.cases_command == "note":
+            case = commands.note(args.key, args.text, internal=args.internal, actor=actor)
+        else:
+            case = commands.set_state(args.key, args.state, actor=actor, reason=args.reason)
+    except LifecycleError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{case.key}: state={case.state} level={case.level}")
+    OutboxSender(config.outbound, store, SystemClock()).deliver_due()
+    return 0
+
+
 def cmd_cases(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
     store = _open_store(config)
+    if args.cases_command in {"note", "set-state"}:
+        return _change_case(args, config, store)
     with store.session() as session:
         if args.cases_command == "list":
             rows = views.list_cases(session, state=args.state)
@@ -201,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", metavar="FILE", help="files to ingest; - or none for stdin")
     p.add_argument("--from", dest="mail_from", default=None, help="envelope sender, if known")
     p.add_argument("--no-deliver", action="store_true", help="leave replies in the outbox")
+    p.add_argument(
+        "--imap",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NAME",
+        help="also take mail waiting in the [[imap]] mailbox NAME (all if omitted), once",
+    )
     p = add(
         "explain",
         cmd_explain,
@@ -220,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = cases.add_parser("show", help="show one case with events and mail")
     show.add_argument("key")
     show.add_argument("--json", action="store_true")
+    note = cases.add_parser("note", help="add a note; public notes go into the next status mail")
+    note.add_argument("key")
+    note.add_argument("text")
+    note.add_argument("--internal", action="store_true", help="never shown to the customer")
+    set_state = cases.add_parser("set-state", help="move a case, e.g. to investigating")
+    set_state.add_argument("key")
+    set_state.add_argument("state", help="acknowledged, investigating, waiting_on_customer, ...")
+    set_state.add_argument("--reason", default="")
     p = add(
         "quarantine",
         cmd_quarantine,

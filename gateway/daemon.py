@@ -18,7 +18,9 @@ from types import FrameType
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.delivery import OutboxSender
+from gateway.imap_watcher import ImapWatcher
 from gateway.smtp_listener import InboundHandler, RecipientPolicy, SmtpListener
+from gateway.timers import TimerThread, TimerTicker
 from gateway.worker import Worker
 from store.db import Store
 
@@ -38,15 +40,31 @@ class Daemon:
         self._work_ready = threading.Event()
         self._mail_ready = threading.Event()
         self._threads: list[threading.Thread] = []
+        # SLA timers and status mail; wakes the outbox sender when it wrote mail.
+        self.timers = TimerThread(
+            TimerTicker(config, store, clock, shadow=shadow), on_mail=self._mail_ready.set
+        )
         self.listener: SmtpListener | None = None
         if config.smtp.enabled:
             handler = InboundHandler(
                 store, clock, RecipientPolicy(config.smtp), on_stored=self.notify_stored
             )
             self.listener = SmtpListener(config.smtp, handler)
+        # One independent watcher thread per [[imap]] mailbox; 2 if one gave up on login.
+        self.exit_code = 0
+        self.imap_watchers = [
+            ImapWatcher(
+                mailbox, store, clock, on_stored=self.notify_stored, on_fatal=self._imap_fatal
+            )
+            for mailbox in config.imap
+        ]
 
     def notify_stored(self, _item_id: int | None = None) -> None:
         self._work_ready.set()
+
+    def _imap_fatal(self, _message: str) -> None:
+        self.exit_code = 2
+        self._stop.set()
 
     def _loop(self, name: str, step: Callable[[], bool], wake: threading.Event) -> None:
         """Run `step` until it reports no work, then sleep until woken or a second passes."""
@@ -88,16 +106,24 @@ class Daemon:
             self._threads.append(thread)
         if self.listener is not None:
             self.listener.start()
+        for watcher in self.imap_watchers:
+            watcher.start()
+        self.timers.start()
         log.info("gateway running")
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.listener is not None:
             # Stop taking mail first, so nothing is accepted that we will not store.
             self.listener.stop()
+        for watcher in self.imap_watchers:
+            watcher.stop()
+        deadline = time.monotonic() + timeout
+        for watcher in self.imap_watchers:
+            watcher.join(max(0.0, deadline - time.monotonic()))
+        self.timers.stop(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self._work_ready.set()
         self._mail_ready.set()
-        deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         log.info("gateway stopped")

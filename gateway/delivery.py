@@ -102,66 +102,64 @@ class OutboxSender:
         return now + capped
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Send what is due now; returns how many were delivered."""
+        """Send what is due now; returns how many were delivered.
+
+        The batch is read in one transaction and the results written in another, so
+        the store is never held while the smarthost is slow. A crash between the two
+        means a resend, never a loss (at-least-once delivery).
+        """
         now = self.clock.now()
         with self.store.transaction() as session:
-            due = list(
-                session.scalars(
-                    select(OutboxMail.id)
-                    .where(OutboxMail.state == "pending", OutboxMail.next_attempt_at <= now)
-                    .order_by(OutboxMail.id)
-                    .limit(limit)
+            due = session.execute(
+                select(
+                    OutboxMail.id, OutboxMail.envelope_from, OutboxMail.recipients, OutboxMail.raw
                 )
-            )
+                .where(OutboxMail.state == "pending", OutboxMail.next_attempt_at <= now)
+                .order_by(OutboxMail.id)
+                .limit(limit)
+            ).all()
         if not due:
             return 0
-        delivered = 0
+        results: dict[int, str | None] = {}
         transport: Transport | None = None
         try:
-            for mail_id in due:
+            for mail_id, envelope_from, recipients, raw in due:
                 if transport is None:
                     transport = make_transport(self.config)
-                if self._deliver_one(transport, mail_id):
-                    delivered += 1
-                else:
+                try:
+                    transport.send(envelope_from, list(recipients), raw)
+                    results[mail_id] = None
+                except (smtplib.SMTPException, OSError) as exc:
+                    results[mail_id] = f"{type(exc).__name__}: {exc}"
                     # A failed connection is not reused for the next mail.
                     transport.close()
                     transport = None
         finally:
             if transport is not None:
                 transport.close()
-        return delivered
+        self._record(results)
+        return sum(1 for error in results.values() if error is None)
 
-    def _deliver_one(self, transport: Transport, mail_id: int) -> bool:
-        with self.store.transaction() as session:
-            mail = session.get(OutboxMail, mail_id)
-            if mail is None or mail.state != "pending":
-                return True
-            envelope_from, recipients, raw = mail.envelope_from, list(mail.recipients), mail.raw
-        error: str | None = None
-        try:
-            transport.send(envelope_from, recipients, raw)
-        except (smtplib.SMTPException, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+    def _record(self, results: dict[int, str | None]) -> None:
         now = self.clock.now()
         with self.store.transaction() as session:
-            mail = session.get(OutboxMail, mail_id)
-            assert mail is not None
-            mail.attempts += 1
-            if error is None:
-                mail.state, mail.sent_at, mail.last_error = "sent", now, None
-                return True
-            mail.last_error = error
-            if mail.attempts >= self.config.max_attempts:
-                mail.state = "dead"
-                log.error("outbox %s dead after %s attempts: %s", mail_id, mail.attempts, error)
-            else:
+            mails = session.scalars(select(OutboxMail).where(OutboxMail.id.in_(results)))
+            for mail in mails:
+                error = results[mail.id]
+                mail.attempts += 1
+                if error is None:
+                    mail.state, mail.sent_at, mail.last_error = "sent", now, None
+                    continue
+                mail.last_error = error
+                if mail.attempts >= self.config.max_attempts:
+                    mail.state = "dead"
+                    log.error("outbox %s dead after %s attempts: %s", mail.id, mail.attempts, error)
+                    continue
                 mail.next_attempt_at = self._retry_at(mail.attempts, now)
                 log.warning(
                     "outbox %s attempt %s failed, retry at %s: %s",
-                    mail_id,
+                    mail.id,
                     mail.attempts,
                     mail.next_attempt_at.isoformat(),
                     error,
                 )
-            return False

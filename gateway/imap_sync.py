@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -70,6 +71,8 @@ class FolderSync:
         self.position: FolderPosition | None = None
         # UID -> item id for mail still waiting for a verdict before it is moved.
         self.awaiting: dict[int, int] = {}
+        # Recorded but not yet flagged \Seen (the connection broke in between).
+        self.unflagged: set[int] = set()
         self._reconciled = False
         self._first_scan: list[int] | None = None
 
@@ -103,32 +106,34 @@ class FolderSync:
             )
             # Old UIDs now name other messages (or none): forget everything tied to them.
             self.awaiting.clear()
+            self.unflagged.clear()
             self._reconciled = False
             self.position = FolderPosition(uidvalidity, 0)
             save_position(self.store, cfg.name, cfg.folder, self.position)
         else:
             self.position = saved
-        if self.writable and self.moves_configured:
+        if not self.writable:
+            return
+        if self.moves_configured:
             self._ensure_folders(client)
-            if not self._reconciled:
-                self._reconcile(client)
-                self._reconciled = True
+        if not self._reconciled:
+            self._reconcile(client)
+            self._reconciled = True
+        self._flag_seen(client, sorted(self.unflagged))
 
-    def _select(self, client: IMAPClient) -> dict[bytes, object]:
-        if self.config.read_only:
-            self.writable = False
-            return client.select_folder(self.config.folder, readonly=True)  # type: ignore[no-any-return]
-        try:
-            status: dict[bytes, object] = client.select_folder(self.config.folder)
-            self.writable = True
-            return status
-        except IMAPClient.ReadOnlyError:
-            # Shared or ACL-restricted folder: watch it, remember progress in the store only.
-            log.info(
-                "%s: folder is read-only; tracking UIDs in the store only", self.config.describe()
-            )
-            self.writable = False
-            return client.select_folder(self.config.folder, readonly=True)  # type: ignore[no-any-return]
+    def _select(self, client: IMAPClient) -> dict[bytes, Any]:
+        folder = self.config.folder
+        self.writable = False
+        if not self.config.read_only:
+            try:
+                status: dict[bytes, Any] = client.select_folder(folder)
+                self.writable = True
+                return status
+            except IMAPClient.ReadOnlyError:
+                # Shared or ACL-restricted folder: watch it, keep progress in the store only.
+                log.info("%s: folder is read-only; tracking UIDs only", self.config.describe())
+        examined: dict[bytes, Any] = client.select_folder(folder, readonly=True)
+        return examined
 
     def _first_position(self, client: IMAPClient, uidvalidity: int) -> FolderPosition:
         cfg = self.config
@@ -160,43 +165,69 @@ class FolderSync:
                 client.create_folder(folder)
 
     def _reconcile(self, client: IMAPClient) -> None:
-        """After a restart, find stored mail that was never moved and wait for its verdict.
+        """On the first connection of a run, finish what an interrupted run left undone.
 
-        Only done with a processed folder: then whatever sits at or below last_uid is
-        a leftover from an interrupted run, and there are few of them.
+        A crash after recording progress can leave the newest stored messages without
+        \\Seen, and (with a processed folder) stored messages never moved. Both are
+        found at or below last_uid and matched to their items by content hash, so
+        only mail the store really holds is touched.
         """
-        if not self.config.processed_folder or self.position is None:
+        assert self.position is not None
+        cfg, last = self.config, self.position.last_uid
+        if last == 0 or not (cfg.mark_seen or cfg.processed_folder):
             return
-        last = self.position.last_uid
-        if last == 0:
-            return
-        leftovers = [
-            uid for uid in (int(u) for u in client.search(["UID", f"1:{last}"])) if uid <= last
-        ]
-        leftovers = [uid for uid in leftovers if uid not in self.awaiting]
-        for batch in _chunks(leftovers, self.config.fetch_batch):
+        present = sorted(uid for uid in (int(u) for u in client.search(["UID", f"1:{last}"])))
+        present = [uid for uid in present if uid <= last]
+        candidates: set[int] = set()
+        unseen: set[int] = set()
+        if cfg.mark_seen and present:
+            # Flags are set batch by batch right after recording, so only the last
+            # batch of a crashed run can lack them; older unread mail is a human's choice.
+            tail = present[-cfg.fetch_batch :]
+            found = client.search(["UNSEEN", "UID", f"{tail[0]}:{tail[-1]}"])
+            unseen = {int(u) for u in found} & set(tail)
+            candidates |= unseen
+        if cfg.processed_folder:
+            candidates |= set(present)
+        candidates -= set(self.awaiting)
+        matched = self._stored_items(client, sorted(candidates))
+        self.unflagged |= unseen & set(matched)
+        if cfg.processed_folder:
+            self.awaiting.update(matched)
+        if matched:
+            log.info(
+                "%s: %d stored message(s) left unfinished by an earlier run; completing them",
+                cfg.describe(),
+                len(matched),
+            )
+
+    def _stored_items(self, client: IMAPClient, uids: list[int]) -> dict[int, int]:
+        """UID -> id of the item holding exactly that message, for those stored."""
+        matched: dict[int, int] = {}
+        for batch in _chunks(uids, self.config.fetch_batch):
             bodies = client.fetch(batch, ["BODY.PEEK[]"])
-            hashes = {
-                uid: content_hash(data[_BODY]) for uid, data in bodies.items() if _BODY in data
-            }
             with self.store.transaction() as session:
-                for uid, digest in hashes.items():
+                for uid, data in bodies.items():
+                    if _BODY not in data:
+                        continue
                     item_id = session.scalar(
                         select(InboundItem.id)
                         .where(InboundItem.source == self.config.source)
-                        .where(InboundItem.sha256 == digest)
+                        .where(InboundItem.sha256 == content_hash(bytes(data[_BODY])))
                         .order_by(InboundItem.id.desc())
                         .limit(1)
                     )
                     if item_id is not None:
-                        self.awaiting[int(uid)] = item_id
-        if leftovers:
-            log.info(
-                "%s: %d stored message(s) still in the folder from an earlier run; "
-                "moving them once processed",
-                self.config.describe(),
-                len(leftovers),
-            )
+                        matched[int(uid)] = item_id
+        return matched
+
+    def _flag_seen(self, client: IMAPClient, uids: list[int]) -> None:
+        if not uids or not self.config.mark_seen:
+            return
+        # Remembered first: if the connection breaks now, the next attach retries.
+        self.unflagged.update(uids)
+        client.add_flags(uids, [SEEN], silent=True)
+        self.unflagged.difference_update(uids)
 
     # -- new mail --------------------------------------------------------------
 
@@ -217,7 +248,7 @@ class FolderSync:
         uids = self._new_uids(client)
         for batch in _chunks(uids, self.config.fetch_batch):
             result.stored.extend(self._store_batch(client, batch))
-        if self._first_scan is not None:
+        if self._first_scan is not None and self.position is not None:
             self._first_scan = None
             save_position(self.store, self.config.name, self.config.folder, self.position)
         return result
@@ -243,12 +274,10 @@ class FolderSync:
             if self._first_scan is None:
                 save_position(self.store, cfg.name, cfg.folder, self.position)
         self.checkpoint("recorded")
-        uids = [uid for uid, _ in stored]
-        if uids and self.writable:
-            if cfg.mark_seen:
-                client.add_flags(uids, [SEEN], silent=True)
+        if self.writable:
             if self.moves_configured:
                 self.awaiting.update(stored)
+            self._flag_seen(client, [uid for uid, _ in stored])
         log.debug("%s: stored %d message(s) up to UID %s", cfg.describe(), len(stored), high)
         return [item_id for _, item_id in stored]
 

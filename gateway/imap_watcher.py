@@ -91,8 +91,8 @@ class ImapWatcher:
         while not self._stop.is_set():
             try:
                 client = connect(cfg)
-            except ImapFailure as failure:
-                if not self._failed(failure, backoff):
+            except ImapFailure as refused:
+                if not self._failed(refused, backoff):
                     return
                 had_failure = True
                 continue

@@ -7,11 +7,8 @@ without its mail: both are in one commit. The sender only ships stored bytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,22 +17,9 @@ from sqlalchemy.orm import Session
 from gateway.case_lookup import strip_reply_prefixes
 from gateway.config import GatewayConfig
 from gateway.loop_guard import OWN_MARKER_HEADER
+from gateway.mail_compose import Recipient, Threading, compose
 from gateway.render import Renderer
 from store.models import AutoReplyLog, Case, CaseEvent, MessageLink, OutboxMail
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Threading:
-    """The message this mail answers, so mail clients keep the conversation together."""
-
-    in_reply_to: str | None
-    references: tuple[str, ...]
 
 
 class Outbox:
@@ -46,6 +30,7 @@ class Outbox:
 
     def cap_reached(self, session: Session, address: str, now: datetime) -> bool:
         cap = self.config.auto_reply.max_per_address_per_hour
+        # Flushed rows of this same transaction are counted too: autoflush stays on.
         sent = session.scalar(
             select(func.count())
             .select_from(AutoReplyLog)
@@ -96,25 +81,23 @@ class Outbox:
         tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
         body = self.renderer.render(template, context)
 
-        message = EmailMessage()
-        message["From"] = HeaderAddress(outbound.from_name, addr_spec=outbound.from_address)
-        message["To"] = [HeaderAddress(r.name, addr_spec=r.email) for r in to]
-        if cc:
-            message["Cc"] = [HeaderAddress(r.name, addr_spec=r.email) for r in cc]
-        message["Subject"] = tagged_subject
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = message_id
-        if threading.in_reply_to:
-            message["In-Reply-To"] = f"<{threading.in_reply_to}>"
-        if threading.references:
-            message["References"] = " ".join(f"<{r}>" for r in threading.references)
-        # RFC 3834: mark our mail as automatic so well-behaved responders stay quiet.
-        message["Auto-Submitted"] = auto_submitted
-        message["X-Auto-Response-Suppress"] = "All"
-        message[OWN_MARKER_HEADER] = case.key or ""
-        message.set_content(body.text)
-        if body.html is not None:
-            message.add_alternative(body.html, subtype="html")
+        message = compose(
+            sender=(outbound.from_name, outbound.from_address),
+            to=to,
+            cc=cc,
+            subject=tagged_subject,
+            date=now,
+            message_id=message_id,
+            threading=threading,
+            extra_headers={
+                # RFC 3834: mark our mail as automatic so well-behaved responders stay quiet.
+                "Auto-Submitted": auto_submitted,
+                "X-Auto-Response-Suppress": "All",
+                OWN_MARKER_HEADER: case.key or "",
+            },
+            text=body.text,
+            html=body.html,
+        )
 
         recipients = sorted({r.email for r in (*to, *cc)})
         mail = OutboxMail(
@@ -125,20 +108,18 @@ class Outbox:
             recipients=recipients,
             subject=tagged_subject,
             message_id=message_id.strip("<>"),
-            # SMTP wants CRLF, and smtplib does not convert bytes for us.
-            raw=message.as_bytes(policy=message.policy.clone(linesep="\r\n")),
+            raw=message,
             state="shadow" if self.shadow else "pending",
             attempts=0,
             next_attempt_at=now,
         )
         session.add(mail)
-        session.flush()
         session.add(
             MessageLink(
                 message_id=mail.message_id,
                 case_id=case.id,
                 direction="out",
-                outbox_id=mail.id,
+                outbox_mail=mail,
                 at=now,
             )
         )
@@ -146,3 +127,6 @@ class Outbox:
             for r in to:
                 session.add(AutoReplyLog(address=r.email, at=now))
         return mail
+
+
+__all__ = ["Outbox", "Recipient", "Threading"]

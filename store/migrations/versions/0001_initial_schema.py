@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 15:52:54.835301
+Create Date: 2026-11-23 15:59:20.196648
 """
 
 from __future__ import annotations

@@ -1,0 +1,254 @@
+"""SMTP ingest benchmark: the full gateway against a bare aiosmtpd listener, same run.
+
+Shared machines are noisy, so the result is a ratio to a baseline measured moments
+before on the same machine: a bare aiosmtpd listener that only counts messages.
+
+    python bench/bench_smtp.py                 # SQLite in a temp folder
+    python bench/bench_smtp.py --store-url postgresql://postgres@127.0.0.1/test
+
+Part 1 sends N 3 kB mails from 8 concurrent clients and measures throughput until
+every case and its acknowledgement are committed. Part 2 sends at a steady 20 msg/s
+and measures, per mail, the time from the SMTP 250 to the acknowledgement reaching
+a real SMTP sink (the smarthost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.clock import SystemClock  # noqa: E402
+from gateway.config import parse_config  # noqa: E402
+from gateway.daemon import Daemon  # noqa: E402
+from store.db import Store  # noqa: E402
+from store.models import Base, InboundItem, OutboxMail  # noqa: E402
+from tests.support.mails import build_mail, send  # noqa: E402
+from tests.support.smtp_sink import free_port  # noqa: E402
+
+CLIENTS = 8
+
+
+def three_kb_mail(n: int) -> bytes:
+    body = (f"Message {n}. " + "The export page fails with a timeout again. " * 70)[:3000]
+    return build_mail(subject=f"URGENT: export broken #{n}", body=body,
+                      message_id=f"<bench-{n}-{time.time_ns()}@acme.example>")
+
+
+class CountingHandler:
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.count += 1
+        return "250 OK"
+
+
+class RecordingHandler:
+    """Smarthost stand-in: notes each recipient with its arrival time, nothing else."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log = open(log_path, "a", buffering=1)  # noqa: SIM115  (lives with the process)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.monotonic()  # system-wide on Linux, so comparable across processes
+        for rcpt in envelope.rcpt_tos:
+            self.log.write(f"{rcpt} {now}\n")
+        return "250 OK"
+
+
+def _run_sink(port: int, log_path: str, ready: Any, stop: Any) -> None:
+    controller = Controller(RecordingHandler(log_path), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+
+
+class SinkProcess:
+    """A real SMTP smarthost in its own process, as it would be on its own machine."""
+
+    def __init__(self, folder: Path) -> None:
+        context = multiprocessing.get_context("fork")
+        self.port = free_port()
+        self.log_path = folder / f"sink-{self.port}.log"
+        self.log_path.touch()
+        self._ready, self._stop = context.Event(), context.Event()
+        self._process = context.Process(
+            target=_run_sink, args=(self.port, str(self.log_path), self._ready, self._stop)
+        )
+
+    def __enter__(self) -> SinkProcess:
+        self._process.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._process.join(10)
+
+    def arrivals(self) -> list[tuple[str, float]]:
+        lines = self.log_path.read_text().splitlines()
+        return [(rcpt, float(at)) for rcpt, at in (line.split() for line in lines)]
+
+
+def _client(job: tuple[int, list[bytes]]) -> int:
+    import smtplib
+
+    port, chunk = job
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+        for raw in chunk:
+            smtp.sendmail("alice@acme.example", ["support@example.com"], raw)
+    return len(chunk)
+
+
+def blast(port: int, mails: list[bytes]) -> float:
+    """Send from CLIENTS concurrent connections in other processes.
+
+    The load generator runs outside the measured process, as a real sending server
+    would, so its CPU does not count against either listener.
+    """
+    chunks = [(port, mails[i::CLIENTS]) for i in range(CLIENTS)]
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(CLIENTS) as pool:
+        sent = sum(pool.map(_client, chunks))
+    assert sent == len(mails)
+    return started
+
+
+def baseline(mails: list[bytes]) -> float:
+    handler = CountingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        started = blast(port, mails)
+        while handler.count < len(mails):
+            time.sleep(0.001)
+        elapsed = time.perf_counter() - started
+    finally:
+        controller.stop()
+    assert handler.count == len(mails)
+    return len(mails) / elapsed
+
+
+def make_store(url: str | None, folder: Path) -> Store:
+    store = Store(url or f"sqlite:///{folder / 'bench.db'}")
+    store.migrate()
+    with store.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(text(f'DELETE FROM "{table.name}"'))
+    return store
+
+
+def gateway_config(store: Store, sink_port: int, cap: int) -> Any:
+    return parse_config(
+        {
+            "store": {"url": store.url},
+            "smtp": {"port": free_port(), "accept_recipients": ["support@example.com"]},
+            "outbound": {"mode": "smtp", "host": "127.0.0.1", "port": sink_port},
+            "auto_reply": {"max_per_address_per_hour": cap},
+        },
+        "<bench>",
+    )
+
+
+def count(store: Store, query: Any) -> int:
+    with store.session() as session:
+        return int(session.scalar(query) or 0)
+
+
+def gateway_throughput(store: Store, mails: list[bytes], folder: Path) -> tuple[float, int, int]:
+    sink = SinkProcess(folder).__enter__()
+    config = gateway_config(store, sink.port, cap=len(mails) * 2)
+    daemon = Daemon(config, store, SystemClock())
+    daemon.start()
+    try:
+        started = blast(config.smtp.port, mails)
+        acks = select(func.count()).where(OutboxMail.kind == "acknowledgement")
+        while count(store, acks) < len(mails):
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stored = count(store, select(func.count()).select_from(InboundItem))
+        done = count(store, select(func.count()).where(InboundItem.state == "done"))
+    finally:
+        daemon.stop()
+        sink.__exit__()
+    return len(mails) / elapsed, stored, done
+
+
+def latency_at_rate(store: Store, rate: float, seconds: float, folder: Path) -> list[float]:
+    sink = SinkProcess(folder).__enter__()
+    config = gateway_config(store, sink.port, cap=10_000)
+    daemon = Daemon(config, store, SystemClock())
+    daemon.start()
+    accepted: dict[str, float] = {}
+    try:
+        total = int(rate * seconds)
+        for n in range(total):
+            due = n / rate
+            time.sleep(max(0.0, due - (time.perf_counter() - start)) if n else 0)
+            if n == 0:
+                start = time.perf_counter()
+            subject = f"URGENT: latency probe {n}"
+            send(config.smtp.port, build_mail(subject=subject, sender=f"p{n}@acme.example"),
+                 mail_from=f"p{n}@acme.example")
+            accepted[f"p{n}@acme.example"] = time.monotonic()
+        deadline = time.monotonic() + 60
+        while len(sink.arrivals()) < total * 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+        sink.__exit__()
+    return [at - accepted[rcpt] for rcpt, at in sink.arrivals() if rcpt in accepted]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store-url", default=None)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    mails = [three_kb_mail(n) for n in range(args.messages)]
+    with tempfile.TemporaryDirectory() as folder:
+        store = make_store(args.store_url, Path(folder))
+        print(f"store: {store.engine.dialect.name}; {args.messages} mails of "
+              f"{len(mails[0])} bytes from {CLIENTS} clients; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        base = baseline(mails)
+        print(f"baseline  bare aiosmtpd, count only:      {base:8.1f} msg/s")
+        full, stored, done = gateway_throughput(store, mails, Path(folder))
+        print(f"gateway   store+parse+classify+case+ack:  {full:8.1f} msg/s   "
+              f"ratio {full / base:.3f}x")
+        lost = args.messages - stored
+        print(f"          sent {args.messages}, stored {stored}, processed {done}, lost {lost}")
+        store = make_store(args.store_url, Path(folder))
+        latencies = latency_at_rate(store, args.rate, args.seconds, Path(folder))
+        print(f"latency   250 -> acknowledgement at sink, {args.rate:.0f} msg/s for "
+              f"{args.seconds:.0f}s ({len(latencies)} mails): "
+              f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
+              f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms")
+        store.dispose()
+
+
+if __name__ == "__main__":
+    main()

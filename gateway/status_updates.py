@@ -1,0 +1,110 @@
+"""The timed status mail to the customer: whether it goes out now, and what it says.
+
+A status mail is honest: if nothing happened since the last one it says so rather than
+inventing progress. After downtime that skipped several intervals exactly one mail
+goes out, and the next one is counted from now instead of from the missed slots.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import GatewayConfig
+from gateway.sla import status_due_from, status_slot
+from gateway.timeline_mail import STATE_TEXT, TimelineMail
+from store.models import Case, CaseEvent
+
+# Events a customer would count as news.
+NEWS_KINDS = ("state_changed", "level_changed", "public_note", "acknowledged")
+
+
+class StatusUpdates:
+    def __init__(self, config: GatewayConfig, mail: TimelineMail) -> None:
+        self.config = config
+        self.mail = mail
+
+    def run(self, session: Session, case: Case, now: datetime) -> bool:
+        """Handle a due status slot; True when a mail was written to the outbox."""
+        due = case.next_status_due
+        if due is None or due > now or case.state == "closed":
+            return False
+        calendar = self.config.calendar_for(case.level)
+        interval = self.config.level(case.level).status_interval
+        if not calendar.is_open(now):
+            case.next_status_due = status_slot(calendar, now)
+            return False
+        human = case.last_human_update_at
+        if (
+            self.config.timers.skip_status_after_human_update
+            and human is not None
+            and calendar.elapsed(human, now) < interval
+        ):
+            case.next_status_due = status_due_from(self.config, case, human)
+            self._event(session, case, now, "status_skipped", "a person updated the customer")
+            return False
+        # On time (within one interval of the slot): keep the rhythm. Later than that
+        # (downtime): one catch-up mail now and the next a full interval from now.
+        on_time = calendar.elapsed(due, now) < interval
+        case.next_status_due = status_due_from(self.config, case, due if on_time else now)
+        since = case.last_status_at or case.opened_at
+        changes = self._changes(session, case, since)
+        self.mail.to_customer(
+            session,
+            case,
+            "status_update",
+            now,
+            changes=changes,
+            nothing_new=not changes,
+            last_update=self.mail.when(case.last_status_at),
+            note=self._latest_public_note(session, case),
+            catch_up=not on_time,
+        )
+        case.last_status_at = now
+        self._event(
+            session,
+            case,
+            now,
+            "status_sent",
+            f"next update by {case.next_status_due.isoformat()}",
+        )
+        return True
+
+    def _event(self, session: Session, case: Case, now: datetime, kind: str, detail: str) -> None:
+        session.add(
+            CaseEvent(case_id=case.id, at=now, kind=kind, actor="gateway", detail=detail, data={})
+        )
+
+    def _changes(self, session: Session, case: Case, since: datetime) -> list[str]:
+        rows = session.execute(
+            select(CaseEvent.kind, CaseEvent.data)
+            .where(
+                CaseEvent.case_id == case.id,
+                CaseEvent.at > since,
+                CaseEvent.kind.in_(NEWS_KINDS),
+            )
+            .order_by(CaseEvent.id)
+        ).all()
+        changes: list[str] = []
+        for kind, data in rows:
+            if kind == "state_changed":
+                changes.append(f"The case is now {STATE_TEXT.get(data.get('to'), data.get('to'))}.")
+            elif kind == "level_changed":
+                changes.append(f"The case moved to level {data.get('to_level')}.")
+            elif kind == "acknowledged" and not any("picked up" in c for c in changes):
+                changes.append("Your case owner picked up the case.")
+            elif kind == "public_note":
+                changes.append("There is a new note from the team (below).")
+        return list(dict.fromkeys(changes))
+
+    @staticmethod
+    def _latest_public_note(session: Session, case: Case) -> str:
+        note = session.scalar(
+            select(CaseEvent.detail)
+            .where(CaseEvent.case_id == case.id, CaseEvent.kind == "public_note")
+            .order_by(CaseEvent.id.desc())
+            .limit(1)
+        )
+        return note or ""

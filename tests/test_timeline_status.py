@@ -1,0 +1,179 @@
+"""Status mail over simulated days: business hours, a holiday, restarts and an outage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.clock import FakeClock
+from store.db import Store
+from tests.support.smtp_sink import SmtpSink
+from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
+
+ALICE = "alice@acme.example"
+ANNA = "anna.am@example.com"
+LEE = "lee.lead@example.com"
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+def open_level_two(sim: Simulation) -> str:
+    """Alice copies Acme's account manager: a level-2 case owned by Acme's lead."""
+    key = sim.receive(
+        mail(sender=f"Alice Example <{ALICE}>", cc=f"Anna Manager <{ANNA}>", message_id="m1@acme")
+    )
+    assert key is not None
+    return key
+
+
+def owner_replies(sim: Simulation, key: str, *, to_customer: bool = True) -> None:
+    sim.receive(
+        mail(
+            sender=f"Lee Lead <{LEE}>",
+            to=ALICE if to_customer else "support@example.com",
+            cc="support@example.com" if to_customer else "",
+            subject=f"Re: [{key}] Checkout is failing for all our users",
+            body="Hi Alice, I am on it and will call you shortly.",
+            message_id="owner1@mua.example.net",
+            in_reply_to=sim.message_id_of("owner_notification"),
+        )
+    )
+
+
+def three_days(sim: Simulation, *, restart_at: datetime | None = None) -> str:
+    key = open_level_two(sim)
+    sim.clock.set(at(23, 14, 30))
+    owner_replies(sim, key)
+    for when, action in (
+        (at(24, 11), lambda: sim.commands.set_state(key, "investigating", actor="lee")),
+        (
+            at(24, 12),
+            lambda: sim.commands.note(key, "Payment provider confirmed a fault.", actor="lee"),
+        ),
+    ):
+        if restart_at is not None and restart_at <= when:
+            sim.run_until(restart_at)
+            sim.restart()
+            restart_at = None
+        sim.run_until(when)
+        action()  # type: ignore[no-untyped-call]
+    sim.run_until(at(26, 23, 59))
+    return key
+
+
+EXPECTED_THREE_DAYS = [
+    Sent(at(23, 14), "owner_notification", (LEE,)),
+    Sent(at(23, 14), "acknowledgement", (ALICE, ANNA)),
+    # Mon 14:30 the owner wrote to Alice, so the Tue 10:00 slot is skipped and the
+    # rhythm restarts from that human update: 2.5h Mon + 1.5h Tue.
+    Sent(at(24, 10, 30), "status_update", (ALICE, ANNA)),
+    Sent(at(24, 14, 30), "status_update", (ALICE, ANNA)),
+    # Tue 14:30 + 4 business hours: 2.5h Tue, Wednesday is a holiday, 1.5h Thu.
+    Sent(at(26, 10, 30), "status_update", (ALICE, ANNA)),
+    Sent(at(26, 14, 30), "status_update", (ALICE, ANNA)),
+]
+
+
+def test_level_two_case_over_three_days_with_a_holiday(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    key = three_days(sim)
+
+    assert sim.sent() == EXPECTED_THREE_DAYS
+    case = sim.case(key)
+    assert case.state == "investigating"
+    assert case.first_responded_at == at(23, 14, 30)
+    assert case.next_status_due == at(27, 10, 30)
+    statuses = [m for m in smtp_sink.mails if "Next update" in m.text]
+    assert "now being investigated" in statuses[1].text
+    assert "Payment provider confirmed a fault." in statuses[1].text
+    assert "Nothing new since our last update" in statuses[2].text
+    assert "the case is still being investigated" in statuses[2].text
+    assert "Next update: by 14:30 UTC on Thu 26 Nov 2026" in statuses[2].text
+
+
+def test_status_mail_threads_under_the_original_conversation(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    key = open_level_two(sim)
+    owner_replies(sim, key, to_customer=False)
+    sim.run_until(at(24, 14, 0))
+    ack_id = sim.message_id_of("acknowledgement")
+    first, second = [m for m in smtp_sink.mails if "Next update" in m.text]
+    assert first.message["In-Reply-To"] == f"<{ack_id}>"
+    assert first.message["References"] == f"<m1@acme> <{ack_id}>"
+    assert second.message["In-Reply-To"] == first.message["Message-ID"]
+    assert str(first.message["Subject"]) == f"[{key}] Checkout is failing for all our users"
+
+
+@pytest.mark.parametrize("restart_at", [at(24, 12, 30), at(24, 14, 30)])
+def test_restart_halfway_through_a_day_neither_duplicates_nor_misses(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock, restart_at: datetime
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    three_days(sim, restart_at=restart_at)
+    assert sim.sent() == EXPECTED_THREE_DAYS
+
+
+def test_no_status_mail_outside_business_hours(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    owner_replies(sim, open_level_two(sim), to_customer=False)
+    sim.run_until(at(30, 23, 0))
+    statuses = [s for s in sim.sent() if s.kind == "status_update"]
+    assert len(statuses) == 8  # Tue 2, Thu 2, Fri 2, Mon 2; none on the weekend or holiday
+    for sent in statuses:
+        assert sent.at.weekday() < 5 and 9 <= sent.at.hour < 17, sent
+        assert sent.at.date() != at(25, 12).date(), sent
+
+
+def test_six_hour_outage_sends_one_catch_up_mail(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    config = timeline_config(store, smtp_sink, level_overrides={3: {"status_interval": "1h"}})
+    sim = Simulation(store, smtp_sink, clock, config)
+    key = sim.receive(
+        mail(sender=ALICE, subject="Outage: our system is down", message_id="out1@acme")
+    )
+    assert key is not None
+    sim.clock.set(at(23, 14, 10))
+    sim.receive(
+        mail(
+            sender="oncall@example.com",
+            subject=f"Re: [{key}] Outage",
+            body="Looking into it now.",
+            message_id="oncall1@mua.example.net",
+            in_reply_to=sim.message_id_of("owner_notification"),
+        )
+    )
+    sim.run_until(at(23, 16, 30))
+    before = len(sim.sent())
+    # The daemon is down from 16:30 to 22:30: nothing ticks.
+    sim.clock.set(at(23, 22, 30))
+    sim.tick()
+    catch_up = sim.sent(since=at(23, 16, 31))
+    assert [(s.at, s.kind) for s in catch_up] == [(at(23, 22, 30), "status_update")]
+    assert "Our scheduled updates were delayed" in smtp_sink.mails[-1].text
+    assert sim.case(key).next_status_due == at(23, 23, 30)
+    sim.run_until(at(23, 23, 45))
+    assert len(sim.sent()) == before + 2
+    assert sim.sent()[-1].at == at(23, 23, 30)
+
+
+def test_status_mails_stop_counting_time_while_the_clock_is_far_ahead(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    """Ticks that find nothing due send nothing, however often they run."""
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    open_level_two(sim)
+    count = len(sim.sent())
+    for _ in range(20):
+        sim.clock.advance(timedelta(seconds=5))
+        sim.tick()
+    assert len(sim.sent()) == count
