@@ -35,6 +35,9 @@ class Decision:
     account: str | None
     template: EscalationTemplate | None
     new_text: str
+    # Which config decided (see gateway/config_reload.py), so a stored decision can be
+    # traced to the exact rules that made it after a hot reload.
+    config_version: str = ""
 
     @property
     def fired(self) -> tuple[RuleResult, ...]:
@@ -50,14 +53,22 @@ class Decision:
             "threaded_by": self.thread.how if self.thread else None,
             "auto_reply_blocked": self.auto_reply_blocked,
             "account": self.account,
+            "config_version": self.config_version,
             "fired": [r.as_dict() for r in self.fired],
             "rules": [r.as_dict() for r in self.results],
         }
 
 
 class Classifier:
-    def __init__(self, config: GatewayConfig, rules: Sequence[Rule] | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        rules: Sequence[Rule] | None = None,
+        *,
+        config_version: str = "",
+    ) -> None:
         self.config = config
+        self.config_version = config_version
         self.rules = tuple(rules) if rules is not None else tuple(build_rules(config))
         self.directory = AccountDirectory.build(config.accounts)
         self.loop_settings = LoopGuardSettings(
@@ -70,15 +81,22 @@ class Classifier:
     def classify(
         self, session: Session | None, mail: ParsedMail, envelope_sender: str | None
     ) -> Decision:
+        return self.classify_in_thread(mail, envelope_sender, self.find_thread(session, mail))
+
+    def find_thread(self, session: Session | None, mail: ParsedMail) -> ThreadMatch | None:
+        if session is None:
+            return None
+        template = parse_escalation_template(mail.subject, mail.text)
+        ticket = (template.ticket if template else None) or ticket_in_subject(mail.subject)
+        return find_case(session, mail, self.config.case_key_prefix, ticket)
+
+    def classify_in_thread(
+        self, mail: ParsedMail, envelope_sender: str | None, thread: ThreadMatch | None
+    ) -> Decision:
+        """Decide with threading already known; replay passes the case as it was then."""
         blocked = auto_reply_block_reason(mail, envelope_sender, self.loop_settings)
         new_text = extract_new_text(mail.text)
         template = parse_escalation_template(mail.subject, mail.text)
-        ticket = (template.ticket if template else None) or ticket_in_subject(mail.subject)
-        thread = (
-            find_case(session, mail, self.config.case_key_prefix, ticket)
-            if session is not None
-            else None
-        )
         ctx = RuleContext(self.directory, new_text, template, envelope_sender)
         results = tuple(rule.check(mail, ctx) for rule in self.rules)
         fired = [r for r in results if r.fired]
@@ -87,7 +105,16 @@ class Classifier:
 
         def decide(action: Action, reason: str, level: int | None = level) -> Decision:
             return Decision(
-                action, reason, level, results, thread, blocked, account, template, new_text
+                action,
+                reason,
+                level,
+                results,
+                thread,
+                blocked,
+                account,
+                template,
+                new_text,
+                self.config_version,
             )
 
         signals = ", ".join(r.rule for r in fired)

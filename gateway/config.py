@@ -397,6 +397,34 @@ def _default_rules() -> tuple[RuleConfig, ...]:
     )
 
 
+class LeadsConfig(_Model):
+    """Who may steer cases by email, and how a command reply must prove itself."""
+
+    # People who may command any case, besides each case's owner and its level's
+    # owners and managers and the account's named lead.
+    admins: tuple[Person, ...] = ()
+    # HMAC secret for per-case reply tokens. Empty: generated once, kept in the store.
+    token_secret: str = ""
+    token_secret_file: str = ""
+    # Also demand dkim=pass or dmarc=pass in an Authentication-Results header written
+    # by one of these servers (their authserv-id).
+    require_authentication: bool = False
+    trusted_authserv_ids: tuple[str, ...] = ()
+    # Refusal mails to one sender (commands that failed authorization) per hour.
+    max_refusals_per_hour: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _auth_needs_servers(self) -> LeadsConfig:
+        if self.require_authentication and not self.trusted_authserv_ids:
+            raise ValueError("require_authentication needs at least one trusted_authserv_ids entry")
+        return self
+
+    def resolved_secret(self) -> str:
+        if self.token_secret_file:
+            return Path(self.token_secret_file).read_text(encoding="utf-8").strip()
+        return self.token_secret
+
+
 class GatewayConfig(_Model):
     timezone: str = "UTC"
     case_key_prefix: str = Field(default="ESC", pattern=r"^[A-Z][A-Z0-9]{1,9}$")
@@ -413,6 +441,7 @@ class GatewayConfig(_Model):
     rules: tuple[RuleConfig, ...] = Field(default_factory=_default_rules)
     timers: TimersConfig = TimersConfig()
     imap: ImapMailboxes = ()
+    leads: LeadsConfig = LeadsConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> GatewayConfig:

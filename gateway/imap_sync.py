@@ -43,6 +43,17 @@ def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:
         yield values[start : start + size]
 
 
+def _take_exists(client: IMAPClient) -> bool:
+    """Whether the server said "n EXISTS" since last asked, forgetting that it did.
+
+    Servers send EXISTS once, as an aside to whatever command is running; imaplib
+    keeps such asides in `untagged_responses`. Without this look, mail arriving
+    during a catch-up would only be found at the next IDLE timeout.
+    """
+    pending: dict[str, Any] = client._imap.untagged_responses
+    return pending.pop("EXISTS", None) is not None
+
+
 @dataclass
 class SyncResult:
     stored: list[int] = field(default_factory=list)  # item ids, in UID order
@@ -245,13 +256,17 @@ class FolderSync:
         client, position = self.client, self.position
         assert client is not None and position is not None, "attach() first"
         result = SyncResult()
-        uids = self._new_uids(client)
-        for batch in _chunks(uids, self.config.fetch_batch):
-            result.stored.extend(self._store_batch(client, batch))
-        if self._first_scan is not None and self.position is not None:
-            self._first_scan = None
-            save_position(self.store, self.config.name, self.config.folder, self.position)
-        return result
+        while True:
+            _take_exists(client)
+            uids = self._new_uids(client)
+            for batch in _chunks(uids, self.config.fetch_batch):
+                result.stored.extend(self._store_batch(client, batch))
+            if self._first_scan is not None and self.position is not None:
+                self._first_scan = None
+                save_position(self.store, self.config.name, self.config.folder, self.position)
+            # Mail announced while our own commands ran is not announced again in IDLE.
+            if not _take_exists(client):
+                return result
 
     def _store_batch(self, client: IMAPClient, batch: Sequence[int]) -> list[int]:
         assert self.position is not None

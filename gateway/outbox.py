@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.loop_guard import OWN_MARKER_HEADER
 from gateway.mail_compose import Recipient, Threading, compose
 from gateway.render import Renderer
+from gateway.reply_tokens import ReplyTokens, load_or_create_secret
 from store.models import AutoReplyLog, Case, CaseEvent, MessageLink, OutboxMail
 
 
@@ -27,6 +28,14 @@ class Outbox:
         self.config = config
         self.renderer = renderer
         self.shadow = shadow
+        self._tokens: ReplyTokens | None = None
+
+    def tokens(self, session: Session) -> ReplyTokens:
+        """Reply tokens under the configured secret, or the one kept in the store."""
+        if self._tokens is None:
+            secret = load_or_create_secret(session, self.config.leads.resolved_secret())
+            self._tokens = ReplyTokens(secret, self.config.case_key_prefix)
+        return self._tokens
 
     def cap_reached(self, session: Session, address: str, now: datetime) -> bool:
         cap = self.config.auto_reply.max_per_address_per_hour
@@ -77,7 +86,17 @@ class Outbox:
                 )
                 return None
         outbound = self.config.outbound
-        message_id = make_msgid(domain=outbound.effective_message_id_domain)
+        extra_headers: dict[str, str] = {}
+        if external or not case.key:
+            message_id = make_msgid(domain=outbound.effective_message_id_domain)
+        else:
+            # Staff mail carries the case's reply token in its Message-ID and Reply-To,
+            # so a lead's reply proves it answers mail we sent them.
+            tagged = self.tokens(session).tagged(case.key)
+            message_id = make_msgid(idstring=tagged, domain=outbound.effective_message_id_domain)
+            extra_headers["Reply-To"] = self.tokens(session).reply_address(
+                case.key, outbound.from_address
+            )
         tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
         body = self.renderer.render(template, context)
 
@@ -94,6 +113,7 @@ class Outbox:
                 "Auto-Submitted": auto_submitted,
                 "X-Auto-Response-Suppress": "All",
                 OWN_MARKER_HEADER: case.key or "",
+                **extra_headers,
             },
             text=body.text,
             html=body.html,

@@ -207,6 +207,8 @@ class AutoReplyLog(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(320))
     at: Mapped[datetime]
+    # "reply" for the general cap; "refusal" for the one-per-hour refusal of commands.
+    kind: Mapped[str] = mapped_column(String(20), default="reply")
 
     __table_args__ = (Index("ix_auto_reply_log_address_at", "address", "at"),)
 
@@ -230,3 +232,12 @@ class ImapFolderState(Base):
     last_uid: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("mailbox", "folder", name="uq_imap_folder"),)
+
+
+class Setting(Base):
+    """Small values the gateway generates once and must keep, such as the token secret."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

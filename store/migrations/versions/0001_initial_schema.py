@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 15:59:20.196648
+Create Date: 2026-11-23 16:02:50.668377
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("at", store.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("auto_reply_log", schema=None) as batch_op:
@@ -94,6 +95,12 @@ def upgrade() -> None:
         sa.Column("level", sa.Integer(), nullable=False),
         sa.Column("next_index", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("level"),
+    )
+    op.create_table(
+        "settings",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
     )
     op.create_table(
         "inbound_items",
@@ -224,6 +231,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_inbound_message_id")
 
     op.drop_table("inbound_items")
+    op.drop_table("settings")
     op.drop_table("owner_rotation")
     op.drop_table("imap_folder_state")
     with op.batch_alter_table("cases", schema=None) as batch_op:
