@@ -31,14 +31,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
-from sqlalchemy import insert, select, text, update  # noqa: E402
+import psycopg
+from sqlalchemy import insert, select, text, update
 
-from gateway.clock import FakeClock  # noqa: E402
-from gateway.config import GatewayConfig  # noqa: E402
-from gateway.timers import TimerTicker  # noqa: E402
-from store.db import Store  # noqa: E402
-from store.models import Case, OutboxMail  # noqa: E402
+from gateway.clock import FakeClock
+from gateway.config import GatewayConfig
+from gateway.timers import TimerTicker
+from store.db import Store
+from store.models import Case, OutboxMail
 
 OPEN_CASES = 100_000
 DUE = 500
@@ -118,7 +118,9 @@ def make_due(store: Store, first_id: int, at: datetime) -> None:
         session.execute(
             update(Case)
             .where(Case.id >= first_id, Case.id < first_id + DUE)
-            .values(next_status_due=at - timedelta(minutes=1), next_timer_at=at - timedelta(minutes=1))
+            .values(
+                next_status_due=at - timedelta(minutes=1), next_timer_at=at - timedelta(seconds=1)
+            )
         )
 
 

@@ -35,7 +35,8 @@ class CaseCommands:
         outbox = Outbox(config, Renderer(config.template_dir), shadow=shadow)
         self.lifecycle = Lifecycle(config, outbox, AccountDirectory.build(config.accounts))
 
-    def _on_case(self, key: str, action: Callable[[Session, Case, datetime], None]) -> Case:
+    def on_case(self, key: str, action: Callable[[Session, Case, datetime], None]) -> Case:
+        """Run one lifecycle action on the case with this key, in its own transaction."""
         with self.store.transaction() as session:
             case = session.scalar(
                 select(Case).where(Case.key == key.strip().upper()).with_for_update()
@@ -47,10 +48,10 @@ class CaseCommands:
 
     def note(self, key: str, text: str, *, internal: bool = False, actor: str) -> Case:
         add = self.lifecycle.add_internal_note if internal else self.lifecycle.add_public_note
-        return self._on_case(key, lambda s, case, now: add(s, case, text, actor=actor, now=now))
+        return self.on_case(key, lambda s, case, now: add(s, case, text, actor=actor, now=now))
 
     def set_state(self, key: str, state: str, *, actor: str, reason: str = "") -> Case:
-        return self._on_case(
+        return self.on_case(
             key,
             lambda s, case, now: self.lifecycle.transition(
                 s, case, state, actor=actor, reason=reason, now=now

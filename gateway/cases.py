@@ -16,10 +16,12 @@ from gateway.business_calendar import format_duration
 from gateway.classify import Decision
 from gateway.config import GatewayConfig
 from gateway.customer_replies import ReplyReactions
+from gateway.lead_replies import LeadReplies
 from gateway.mail_compose import Recipient, Threading
 from gateway.outbox import Outbox
 from gateway.owners import choose_owner
 from gateway.sla import set_level_deadlines
+from gateway.status_updates import StatusUpdates
 from gateway.timefmt import format_when
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail
@@ -48,6 +50,11 @@ class CaseActions:
         self.config = config
         self.outbox = outbox
         self.directory = directory
+        self.reactions = ReplyReactions(config, outbox, directory)
+        lifecycle = self.reactions.lifecycle
+        self.lead_replies = LeadReplies(
+            config, outbox, directory, lifecycle, StatusUpdates(config, lifecycle.mail)
+        )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -178,6 +185,9 @@ class CaseActions:
         if decision.action == "attach":
             assert decision.thread is not None
             return self.attach(session, decision.thread.case, decision, mail, item, now)
+        if decision.action == "command":
+            assert decision.thread is not None
+            return self.command(session, decision.thread.case, decision, mail, item, now)
         return None
 
     def open(
@@ -350,7 +360,65 @@ class CaseActions:
             data={"decision": decision.as_dict(), "subject": mail.subject},
             item=item,
         )
-        ReplyReactions(self.config, self.outbox, self.directory).react(
-            session, case, decision, mail, now
+        state_before = case.state
+        self.reactions.react(session, case, decision, mail, now)
+        if not decision.auto_reply_blocked and self.reactions.is_customer(case, sender):
+            self._tell_owner_of_customer_reply(session, case, decision, sender, state_before, now)
+        return case
+
+    def _tell_owner_of_customer_reply(
+        self,
+        session: Session,
+        case: Case,
+        decision: Decision,
+        sender: str,
+        state_before: str,
+        now: datetime,
+    ) -> None:
+        effect = ""
+        if case.state != state_before:
+            effect = f"the case went from {state_before} to {case.state}"
+        self.reactions.lifecycle.mail.to_staff(
+            session,
+            case,
+            "customer_reply_notice",
+            [Recipient(case.owner_email, case.owner_name)],
+            now,
+            sender=sender,
+            text=decision.new_text,
+            effect=effect,
+        )
+
+    def command(
+        self,
+        session: Session,
+        case: Case,
+        decision: Decision,
+        mail: ParsedMail,
+        item: InboundItem,
+        now: datetime,
+    ) -> Case:
+        """A reply from staff (or carrying a staff token): authorize and apply commands."""
+        case.updated_at = now
+        self._link_inbound(session, case, mail, item, now)
+        sender = mail.from_.email if mail.from_ else "unknown sender"
+        self._event(
+            session,
+            case,
+            now,
+            "mail_attached",
+            decision.reason,
+            actor=sender,
+            data={"decision": decision.as_dict(), "subject": mail.subject},
+            item=item,
+        )
+        self.lead_replies.handle(
+            session,
+            case,
+            mail,
+            decision.new_text,
+            list(item.rcpt_tos or []),
+            self.outbox.tokens(session),
+            now,
         )
         return case

@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 from gateway.accounts import AccountDirectory
 from gateway.case_lookup import ThreadMatch, find_case, ticket_in_subject
 from gateway.config import GatewayConfig
+from gateway.lead_auth import LeadAuthorizer
 from gateway.loop_guard import LoopGuardSettings, auto_reply_block_reason
+from gateway.reply_tokens import ReplyTokens, tokens_from_store
 from gateway.rules import Rule, RuleContext, RuleResult, build_rules
 from parsers.escalation_template import EscalationTemplate, parse_escalation_template
 from parsers.model import ParsedMail
 from parsers.reply import extract_new_text
 
-Action = Literal["open", "upgrade", "attach", "ignore", "suppress"]
+Action = Literal["open", "upgrade", "attach", "command", "ignore", "suppress"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Classifier:
     ) -> None:
         self.config = config
         self.config_version = config_version
+        self._tokens: ReplyTokens | None = None
         self.rules = tuple(rules) if rules is not None else tuple(build_rules(config))
         self.directory = AccountDirectory.build(config.accounts)
         self.loop_settings = LoopGuardSettings(
@@ -79,9 +82,20 @@ class Classifier:
         )
 
     def classify(
-        self, session: Session | None, mail: ParsedMail, envelope_sender: str | None
+        self,
+        session: Session | None,
+        mail: ParsedMail,
+        envelope_sender: str | None,
+        rcpt_tos: Sequence[str] = (),
     ) -> Decision:
-        return self.classify_in_thread(mail, envelope_sender, self.find_thread(session, mail))
+        thread = self.find_thread(session, mail)
+        command = False
+        if thread is not None and session is not None:
+            if self._tokens is None:
+                self._tokens = tokens_from_store(session, self.config)
+            authorizer = LeadAuthorizer(self.config, self._tokens)
+            command = authorizer.is_command_attempt(thread.case, mail, rcpt_tos)
+        return self.classify_in_thread(mail, envelope_sender, thread, command_attempt=command)
 
     def find_thread(self, session: Session | None, mail: ParsedMail) -> ThreadMatch | None:
         if session is None:
@@ -91,7 +105,12 @@ class Classifier:
         return find_case(session, mail, self.config.case_key_prefix, ticket)
 
     def classify_in_thread(
-        self, mail: ParsedMail, envelope_sender: str | None, thread: ThreadMatch | None
+        self,
+        mail: ParsedMail,
+        envelope_sender: str | None,
+        thread: ThreadMatch | None,
+        *,
+        command_attempt: bool = False,
     ) -> Decision:
         """Decide with threading already known; replay passes the case as it was then."""
         blocked = auto_reply_block_reason(mail, envelope_sender, self.loop_settings)
@@ -123,6 +142,12 @@ class Classifier:
             if blocked:
                 # Automatic mail may join the record but never moves a case.
                 return decide("attach", f"{thread.how}; automatic mail ({blocked})", case.level)
+            if command_attempt:
+                # A lead's reply (or a reply carrying a staff token) is read for
+                # commands, never for escalation signals: its quoted text would repeat them.
+                return decide(
+                    "command", f"{thread.how}; staff reply, read for commands", case.level
+                )
             if case.state == "closed" and level is not None:
                 return decide("open", f"{thread.how} but it is closed; new escalation: {signals}")
             if level is not None and level > case.level:

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from sqlalchemy.exc import OperationalError
 
 from gateway import case_views as views
+from gateway import cli_admin
 from gateway.case_commands import CaseCommands
 from gateway.classify import Classifier
+from gateway.cli_common import OneLineErrorParser, UserError, open_store, print_json
 from gateway.clock import SystemClock
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import EMBEDDED, ConfigError, GatewayConfig, load_config
+from gateway.config_reload import ConfigReloader, snapshot_of
 from gateway.daemon import Daemon
 from gateway.delivery import OutboxSender
 from gateway.imap_connection import ImapFailure
 from gateway.imap_once import ingest_mailboxes
 from gateway.ingest import store_inbound
 from gateway.lifecycle import LifecycleError
+from gateway.log_format import TEXT_FORMAT, use_format
+from gateway.progress import Progress
 from gateway.render import Renderer
 from gateway.worker import Worker
 from parsers.mail import parse_mail
@@ -35,38 +40,38 @@ from parsers.model import UnparseableMail
 from store.db import Store
 
 EXIT_USAGE = 2
-TEMPLATE_NAMES = ["acknowledgement", "owner_notification", "upgrade_notice", "template_incomplete"]
 
 
-class UserError(Exception):
-    """An expected failure, shown to the user as one line."""
+# Shared with gateway/cli_admin.py, so both raise and catch the same one-line error.
+_print_json = print_json
+_open_store = open_store
 
 
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def _open_store(config: GatewayConfig) -> Store:
-    store = Store(config.store.url)
+def _check_templates(config: GatewayConfig) -> int:
     try:
-        store.migrate()
-    except OperationalError as exc:
-        raise UserError(f"store {config.store.url}: cannot open: {exc.orig}") from None
-    return store
+        return Renderer(config.template_dir).check()
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"template {exc.filename}:{exc.lineno}: {exc.message}") from None
 
 
 def cmd_check_config(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
-    Renderer(config.template_dir).check(TEMPLATE_NAMES)
+    templates = _check_templates(config)
     rules = Classifier(config).rules
-    print(f"{source}: OK ({len(rules)} rules, {len(config.accounts)} accounts)")
+    print(
+        f"{source}: OK ({len(rules)} rules, {len(config.accounts)} accounts, "
+        f"{templates} templates)"
+    )
     return 0
 
 
 def cmd_run(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
-    logging.getLogger("gateway").info("config: %s", source)
+    _check_templates(config)
+    snapshot = snapshot_of(config, source)
+    logging.getLogger("gateway").info("config: %s (version %s)", source, snapshot.version)
     store = _open_store(config)
-    daemon = Daemon(config, store, SystemClock(), shadow=args.shadow)
+    # SIGHUP or an edit of the file reloads it; no file (embedded defaults), no reload.
+    reloader = ConfigReloader(Path(source), snapshot) if source != EMBEDDED else None
+    daemon = Daemon(config, store, SystemClock(), shadow=args.shadow, reloader=reloader)
     daemon.run_forever()
     return daemon.exit_code
 
@@ -173,13 +178,35 @@ def cmd_quarantine(args: argparse.Namespace, config: GatewayConfig, source: str)
                 print("quarantine is empty")
         return 0
     worker = Worker(config, store, SystemClock())
-    outcome = worker.replay(args.id)
-    if outcome is None:
-        raise UserError(f"item {args.id} is not in quarantine")
-    print(f"item {outcome.item_id}: {outcome.state} {outcome.decision or ''}: {outcome.detail}")
-    if outcome.state == "done":
+    ids: list[int] = args.ids
+    if args.all:
+        with store.session() as session:
+            ids = [int(row["id"]) for row in views.list_quarantine(session)]
+        if not ids:
+            print("quarantine is empty")
+            return 0
+    elif not ids:
+        raise UserError("name the items to replay (quarantine list shows them) or use --all")
+    progress = Progress("quarantine replay")
+    still_failing = delivered = 0
+    try:
+        for done, item_id in enumerate(ids, 1):
+            outcome = worker.replay(item_id)
+            if outcome is None:
+                raise UserError(f"item {item_id} is not in quarantine")
+            progress.finish()  # a result line must not be glued to the progress line
+            print(
+                f"item {outcome.item_id}: {outcome.state} {outcome.decision or ''}: "
+                f"{outcome.detail}"
+            )
+            still_failing += outcome.state == "quarantined"
+            delivered += outcome.state == "done"
+            progress(done, len(ids))
+    finally:
+        progress.finish()
+    if delivered:
         OutboxSender(config.outbound, store, SystemClock()).deliver_due()
-    return 0 if outcome.state != "quarantined" else 1
+    return 1 if still_failing else 0
 
 
 def cmd_deliver(args: argparse.Namespace, config: GatewayConfig, source: str) -> int:
@@ -190,7 +217,7 @@ def cmd_deliver(args: argparse.Namespace, config: GatewayConfig, source: str) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="escalation-gateway",
         description="Email-driven escalation handling for a support mailbox.",
         epilog="Config: --config, else $ESCALATION_GATEWAY_CONFIG, else ./escalation-gateway.toml,"
@@ -198,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", help="TOML config file")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default=None, help="overrides [logging] format"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[..., int], help_text: str, example: str) -> Any:
@@ -274,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     qlist = quarantine.add_parser("list", help="list quarantined items with their reason")
     qlist.add_argument("--json", action="store_true")
     replay = quarantine.add_parser("replay", help="process a quarantined item again")
-    replay.add_argument("id", type=int)
+    replay.add_argument("ids", type=int, nargs="*", metavar="ID")
+    replay.add_argument("--all", action="store_true", help="every item in quarantine")
     add("deliver", cmd_deliver, "send what is due in the outbox once", "escalation-gateway deliver")
+    cli_admin.register(sub, add)
+    cli_admin.add_examples(parser)
     return parser
 
 
@@ -285,11 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=TEXT_FORMAT,
         stream=sys.stderr,
     )
     try:
         config, source = load_config(args.config)
+        use_format(args.log_format or config.logging.format)
         handler: Callable[[argparse.Namespace, GatewayConfig, str], int] = args.handler
         return handler(args, config, source)
     except ConfigError as exc:

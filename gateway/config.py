@@ -105,7 +105,11 @@ class OutboundConfig(_Model):
 
     @property
     def effective_message_id_domain(self) -> str:
-        return self.message_id_domain or self.from_address.rpartition("@")[2]
+        # A subdomain of our own: the loop guard treats mail whose Message-ID ends in
+        # it as ours, and colleagues' clients may well use the bare company domain.
+        return (
+            self.message_id_domain or "escalation-gateway." + self.from_address.rpartition("@")[2]
+        )
 
     def resolved_password(self) -> str:
         if self.password_file:
@@ -425,6 +429,20 @@ class LeadsConfig(_Model):
         return self.token_secret
 
 
+class MonitoringConfig(_Model):
+    """/healthz and /metrics for `run`; loopback only by default (no auth on them)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9125, ge=0, le=65535)
+    # /healthz turns 503 when the oldest undelivered outbox mail is older than this.
+    max_outbox_age: Duration = timedelta(minutes=30)
+
+
+class LoggingConfig(_Model):
+    format: Literal["text", "json"] = "text"
+
+
 class GatewayConfig(_Model):
     timezone: str = "UTC"
     case_key_prefix: str = Field(default="ESC", pattern=r"^[A-Z][A-Z0-9]{1,9}$")
@@ -442,6 +460,10 @@ class GatewayConfig(_Model):
     timers: TimersConfig = TimersConfig()
     imap: ImapMailboxes = ()
     leads: LeadsConfig = LeadsConfig()
+    # Decide and record everything, send nothing (outgoing mail is kept as "shadow").
+    shadow: bool = False
+    monitoring: MonitoringConfig = MonitoringConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> GatewayConfig:

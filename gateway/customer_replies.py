@@ -47,17 +47,18 @@ class ReplyReactions:
             return  # out-of-office and bounces never move a case
         sender = mail.from_.email.lower()
         if sender == case.owner_email.lower() or sender in self.staff:
-            self._from_staff(session, case, mail, sender, now)
-        elif self._is_customer(case, sender):
+            self.staff_reply(session, case, mail, sender, now)
+        elif self.is_customer(case, sender):
             self._from_customer(session, case, decision.new_text, sender, now)
 
-    def _is_customer(self, case: Case, sender: str) -> bool:
+    def is_customer(self, case: Case, sender: str) -> bool:
         cc = {str(c.get("email", "")).lower() for c in case.customer_cc}
         return sender == case.customer_email.lower() or sender in cc
 
-    def _from_staff(
+    def staff_reply(
         self, session: Session, case: Case, mail: ParsedMail, sender: str, now: datetime
     ) -> None:
+        """Our side wrote on the case: the owner's first response, a human update or both."""
         if (
             sender == case.owner_email.lower()
             and case.state in ACTIVE_STATES
@@ -68,7 +69,7 @@ class ReplyReactions:
             )
         addressed = {a.email.lower() for a in (*mail.to, *mail.cc)}
         if case.customer_email.lower() in addressed:
-            case.last_human_update_at = now
+            self.lifecycle.record_human_update(session, case, actor=sender, now=now)
 
     def _from_customer(
         self, session: Session, case: Case, text: str, sender: str, now: datetime

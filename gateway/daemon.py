@@ -17,8 +17,10 @@ from types import FrameType
 
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
+from gateway.config_reload import ConfigReloader, apply_snapshot
 from gateway.delivery import OutboxSender
 from gateway.imap_watcher import ImapWatcher
+from gateway.monitoring import MonitoringServer, monitoring_for
 from gateway.smtp_listener import InboundHandler, RecipientPolicy, SmtpListener
 from gateway.timers import TimerThread, TimerTicker
 from gateway.worker import Worker
@@ -29,17 +31,34 @@ log = logging.getLogger("gateway.daemon")
 
 class Daemon:
     def __init__(
-        self, config: GatewayConfig, store: Store, clock: Clock, *, shadow: bool = False
+        self,
+        config: GatewayConfig,
+        store: Store,
+        clock: Clock,
+        *,
+        shadow: bool = False,
+        reloader: ConfigReloader | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
-        self.worker = Worker(config, store, clock, shadow=shadow)
+        # Hot reload (gateway/config_reload.py) swaps the config between messages.
+        self.reloader = reloader
+        self.shadow_flag = shadow
+        shadow = shadow or config.shadow
+        self.worker = Worker(
+            config,
+            store,
+            clock,
+            shadow=shadow,
+            config_version=reloader.current.version if reloader else None,
+        )
         self.sender = OutboxSender(config.outbound, store, clock)
         self._stop = threading.Event()
         self._work_ready = threading.Event()
         self._mail_ready = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.monitoring: MonitoringServer | None = None
         # SLA timers and status mail; wakes the outbox sender when it wrote mail.
         self.timers = TimerThread(
             TimerTicker(config, store, clock, shadow=shadow), on_mail=self._mail_ready.set
@@ -83,7 +102,16 @@ class Daemon:
                 wake.wait(1.0)
                 wake.clear()
 
+    def request_reload(self) -> None:
+        if self.reloader is not None:
+            self.reloader.request()
+            self._work_ready.set()
+
     def _work_step(self) -> bool:
+        if self.reloader is not None:
+            snapshot = self.reloader.poll()
+            if snapshot is not None:
+                apply_snapshot(self, snapshot)
         outcome = self.worker.process_next()
         if outcome is None:
             return False
@@ -109,6 +137,9 @@ class Daemon:
         for watcher in self.imap_watchers:
             watcher.start()
         self.timers.start()
+        self.monitoring = monitoring_for(self) if self.config.monitoring.enabled else None
+        if self.monitoring is not None:
+            self.monitoring.start()
         log.info("gateway running")
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -126,6 +157,8 @@ class Daemon:
         self._mail_ready.set()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.monitoring is not None:
+            self.monitoring.stop()
         log.info("gateway stopped")
 
     def run_forever(self) -> None:
@@ -135,6 +168,7 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self.request_reload())
         self.start()
         try:
             while not self._stop.is_set():

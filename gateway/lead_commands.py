@@ -37,8 +37,15 @@ _KEYS: dict[str, str] = {
     "send": "send",
 }
 # Commands that take no value (a value after a colon is kept as a comment).
-_BARE = {"ack": "ack", "acknowledge": "ack", "resolve": "resolve", "resolved": "resolve",
-         "close": "close", "reopen": "reopen", "help": "help"}
+_BARE = {
+    "ack": "ack",
+    "acknowledge": "ack",
+    "resolve": "resolve",
+    "resolved": "resolve",
+    "close": "close",
+    "reopen": "reopen",
+    "help": "help",
+}
 
 STATUS_VALUES: dict[str, str] = {
     "acknowledged": "acknowledged",

@@ -332,6 +332,20 @@ class Lifecycle:
         self.mail.to_staff(session, case, "level_change_notice", told, now, **extra)
         self._customer_update(session, case, "escalation_notice", now, **extra)
 
+    def record_human_update(
+        self, session: Session, case: Case, *, actor: str, now: datetime, detail: str = ""
+    ) -> None:
+        """A person wrote to the customer; the next automatic status mail may be skipped."""
+        case.last_human_update_at = now
+        self.event(
+            session,
+            case,
+            now,
+            "human_update",
+            detail or f"{actor} wrote to the customer",
+            actor=actor,
+        )
+
     def add_public_note(
         self, session: Session, case: Case, text: str, *, actor: str, now: datetime
     ) -> None:

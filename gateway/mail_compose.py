@@ -13,9 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from binascii import b2a_qp
 from email.header import Header
+from email.policy import compat32
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
+
+
+# SMTP wants CRLF, and smtplib sends bytes as they are. Headers are folded only past
+# RFC 5322's hard limit: folding ids at 78 columns confuses some threading code.
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -78,5 +84,4 @@ def compose(
         message["References"] = " ".join(f"<{r}>" for r in threading.references)
     for name, value in extra_headers.items():
         message[name] = value
-    # SMTP wants CRLF line ends, and smtplib sends bytes as they are.
-    return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return message.as_bytes(policy=_WIRE)

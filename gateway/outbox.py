@@ -19,7 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.loop_guard import OWN_MARKER_HEADER
 from gateway.mail_compose import Recipient, Threading, compose
 from gateway.render import Renderer
-from gateway.reply_tokens import ReplyTokens, load_or_create_secret
+from gateway.reply_tokens import ReplyTokens, tokens_from_store
 from store.models import AutoReplyLog, Case, CaseEvent, MessageLink, OutboxMail
 
 
@@ -33,8 +33,7 @@ class Outbox:
     def tokens(self, session: Session) -> ReplyTokens:
         """Reply tokens under the configured secret, or the one kept in the store."""
         if self._tokens is None:
-            secret = load_or_create_secret(session, self.config.leads.resolved_secret())
-            self._tokens = ReplyTokens(secret, self.config.case_key_prefix)
+            self._tokens = tokens_from_store(session, self.config)
         return self._tokens
 
     def cap_reached(self, session: Session, address: str, now: datetime) -> bool:

@@ -43,7 +43,13 @@ class Renderer:
             return RenderedBody(text, None)
         return RenderedBody(text, html_template.render(context))
 
-    def check(self, names: list[str]) -> None:
-        """Load every template at start so a typo in an admin's override fails early."""
+    def check(self) -> int:
+        """Compile every template (shipped and overridden) so a typo fails at start.
+
+        Returns how many were checked; raises jinja2.TemplateError naming the file.
+        """
+        names = self._text.list_templates(filter_func=lambda n: n.endswith(".j2"))
         for name in names:
-            self._text.get_template(f"{name}.txt.j2")
+            environment = self._html if name.endswith(".html.j2") else self._text
+            environment.get_template(name)
+        return len(names)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.config import GatewayConfig
 from store.models import Setting
 
 TOKEN_LENGTH = 12
@@ -34,6 +35,11 @@ def load_or_create_secret(session: Session, configured: str = "") -> str:
         session.add(row)
         session.flush()
     return row.value
+
+
+def tokens_from_store(session: Session, config: GatewayConfig) -> ReplyTokens:
+    secret = load_or_create_secret(session, config.leads.resolved_secret())
+    return ReplyTokens(secret, config.case_key_prefix)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,9 @@ def check(name: str, decision: Decision, expected: Expectation, with_store: bool
             f"expected decision {expected.decision}, got {decision.action} ({decision.reason})"
         )
     if expected.level_given and decision.level != expected.level:
-        problems.append(f"expected level {expected.level or 'none'}, got {decision.level or 'none'}")
+        problems.append(
+            f"expected level {expected.level or 'none'}, got {decision.level or 'none'}"
+        )
     for rule in expected.rules_fired:
         if not results[rule].fired:
             problems.append(f"rule {rule} should fire but did not: {results[rule].evidence}")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import GatewayConfig
-from gateway.sla import status_due_from, status_slot
+from gateway.sla import refresh_wakeup, status_due_from, status_slot
 from gateway.timeline_mail import STATE_TEXT, TimelineMail
 from store.models import Case, CaseEvent
 
@@ -49,6 +49,17 @@ class StatusUpdates:
         # (downtime): one catch-up mail now and the next a full interval from now.
         on_time = calendar.elapsed(due, now) < interval
         case.next_status_due = status_due_from(self.config, case, due if on_time else now)
+        self._send(session, case, now, catch_up=not on_time)
+        return True
+
+    def send_now(self, session: Session, case: Case, now: datetime) -> None:
+        """A status mail at once, e.g. a lead's note with "send: now"; the rhythm restarts."""
+        if case.state != "closed":
+            case.next_status_due = status_due_from(self.config, case, now)
+        self._send(session, case, now, catch_up=False)
+        refresh_wakeup(case)
+
+    def _send(self, session: Session, case: Case, now: datetime, *, catch_up: bool) -> None:
         since = case.last_status_at or case.opened_at
         changes = self._changes(session, case, since)
         self.mail.to_customer(
@@ -60,7 +71,8 @@ class StatusUpdates:
             nothing_new=not changes,
             last_update=self.mail.when(case.last_status_at),
             note=self._latest_public_note(session, case),
-            catch_up=not on_time,
+            catch_up=catch_up,
+            eta=self.mail.when(case.eta) if case.eta and case.eta > now else "",
         )
         case.last_status_at = now
         self._event(
@@ -68,9 +80,8 @@ class StatusUpdates:
             case,
             now,
             "status_sent",
-            f"next update by {case.next_status_due.isoformat()}",
+            f"next update by {case.next_status_due.isoformat() if case.next_status_due else '-'}",
         )
-        return True
 
     def _event(self, session: Session, case: Case, now: datetime, kind: str, detail: str) -> None:
         session.add(
@@ -89,12 +100,15 @@ class StatusUpdates:
         ).all()
         changes: list[str] = []
         for kind, data in rows:
-            if kind == "state_changed":
+            if kind == "acknowledged" or (
+                kind == "state_changed" and data.get("to") == "acknowledged"
+            ):
+                # The acknowledgement shows up as two events; the customer hears it once.
+                changes.append("Your case owner picked up the case.")
+            elif kind == "state_changed":
                 changes.append(f"The case is now {STATE_TEXT.get(data.get('to'), data.get('to'))}.")
             elif kind == "level_changed":
                 changes.append(f"The case moved to level {data.get('to_level')}.")
-            elif kind == "acknowledged" and not any("picked up" in c for c in changes):
-                changes.append("Your case owner picked up the case.")
             elif kind == "public_note":
                 changes.append("There is a new note from the team (below).")
         return list(dict.fromkeys(changes))

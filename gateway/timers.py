@@ -1,8 +1,10 @@
 """The timer tick: claim due cases in bounded batches and run their timers.
 
 All timer state lives on the case rows, so a restart loses nothing: the next tick
-simply finds what is due. Each case runs in its own transaction, so one failing case
-is rolled back, logged and retried later with a stored backoff while the others go on.
+simply finds what is due. A batch runs in one transaction (one commit instead of
+hundreds); if anything in it fails, the batch is rolled back and rerun case by case,
+each in its own transaction, so the failing case is logged and retried later with a
+stored backoff while the others go on.
 
 Claiming sets a short lease on ``next_timer_at``; with several daemons on one
 PostgreSQL store, ``FOR UPDATE SKIP LOCKED`` plus the lease hands each case to one of
@@ -56,9 +58,8 @@ class TimerTicker:
         claimed = failed = 0
         while True:
             batch = self._claim(now)
-            for case_id in batch:
-                if not self._run_one(case_id, now):
-                    failed += 1
+            if batch and not self._run_batch(batch, now):
+                failed += sum(not self._run_one(case_id, now) for case_id in batch)
             claimed += len(batch)
             if len(batch) < self.config.timers.batch_size:
                 return TickResult(claimed, failed)
@@ -83,6 +84,22 @@ class TimerTicker:
                     .execution_options(synchronize_session=False)
                 )
             return ids
+
+    def _run_batch(self, ids: list[int], now: datetime) -> bool:
+        try:
+            with self.store.transaction() as session:
+                # Locked in id order, so two daemons can never deadlock on a pair.
+                query = select(Case).where(Case.id.in_(ids)).order_by(Case.id)
+                if not self.store.is_sqlite:
+                    query = query.with_for_update()
+                for case in session.scalars(query).all():
+                    self.due.run(session, case, now)
+                    case.timer_failures = 0
+                    case.timer_error = None
+            return True
+        except Exception:
+            log.warning("timer batch of %s cases failed; rerunning case by case", len(ids))
+            return False
 
     def _run_one(self, case_id: int, now: datetime) -> bool:
         try:

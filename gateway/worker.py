@@ -18,6 +18,7 @@ from gateway.cases import CaseActions
 from gateway.classify import Classifier, Decision
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
+from gateway.config_version import version_of_config
 from gateway.outbox import Outbox
 from gateway.render import Renderer
 from parsers.mail import parse_mail
@@ -45,13 +46,17 @@ class Worker:
         clock: Clock,
         *,
         shadow: bool = False,
+        config_version: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
-        self.classifier = Classifier(config)
+        self.config_version = config_version or version_of_config(config)
+        self.classifier = Classifier(config, config_version=self.config_version)
         renderer = Renderer(config.template_dir)
-        self.outbox = Outbox(config, renderer, shadow=shadow)
+        # `run --shadow` or `shadow = true` in the config: either one keeps mail in.
+        self.shadow = shadow or config.shadow
+        self.outbox = Outbox(config, renderer, shadow=self.shadow)
         self.actions = CaseActions(config, self.outbox, self.classifier.directory)
 
     def _claim(self, session: Session, item_id: int | None) -> InboundItem | None:
@@ -119,11 +124,14 @@ class Worker:
             log.info("item %s duplicate: %s", item.id, detail)
             return Outcome(item.id, "duplicate", None, None, detail)
         mail = parse_mail(item.raw)
-        decision = self.classifier.classify(session, mail, item.mail_from)
+        decision = self.classifier.classify(
+            session, mail, item.mail_from, list(item.rcpt_tos or [])
+        )
         case = self.actions.apply(session, decision, mail, item, now)
         item.state, item.processed_at = "done", now
         item.decision = decision.action
         item.explanation = decision.as_dict()
+        item.config_version = self.config_version
         item.error = None
         if case is not None:
             item.case_id = case.id

@@ -73,6 +73,9 @@ class InboundItem(Base):
     # The full Decision (every rule with its evidence), so "why" survives for mail
     # that opened no case.
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Short sha256 of the config that decided (gateway/config_version.py): after a hot
+    # reload, stored decisions still say which rules made them.
+    config_version: Mapped[str | None] = mapped_column(String(64))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     __table_args__ = (
@@ -106,6 +109,8 @@ class Case(Base):
     first_responded_at: Mapped[datetime | None]
     next_status_due: Mapped[datetime | None]
     resolution_due: Mapped[datetime | None]
+    # When the lead expects a fix, as told to the customer in status mail.
+    eta: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     root_message_id: Mapped[str | None] = mapped_column(String(500))

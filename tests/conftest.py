@@ -14,6 +14,7 @@ from gateway.config import GatewayConfig, parse_config
 from store.db import Store
 from tests.support.databases import postgres_database, truncate_all
 from tests.support.dovecot import dovecot_server  # noqa: F401  (fixture)
+from tests.support.gateway import Gateway
 from tests.support.smtp_sink import SmtpSink, free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -87,6 +88,8 @@ def make_config(store: Store, sink: SmtpSink | None = None, **overrides: Any) ->
             "max_attempts": 3,
         },
         "accounts": [ACME],
+        # Tests that want /metrics switch it on with a free port; others bind nothing.
+        "monitoring": {"enabled": False, "port": 0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -94,3 +97,11 @@ def make_config(store: Store, sink: SmtpSink | None = None, **overrides: Any) ->
         else:
             data[key] = value
     return parse_config(data, "<test>")
+
+
+@pytest.fixture
+def gateway(store: Store, smtp_sink: SmtpSink, clock: FakeClock) -> Iterator[Gateway]:
+    gw = Gateway(make_config(store, smtp_sink), store, smtp_sink, clock)
+    gw.daemon.start()
+    yield gw
+    gw.daemon.stop()

@@ -113,7 +113,18 @@ def test_run_with_bad_config_starts_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "escalation-gateway.db").exists()
 
 
+def test_template_syntax_error_is_one_line_with_file_and_line(tmp_path: Path) -> None:
+    overrides = tmp_path / "tpl"
+    overrides.mkdir()
+    (overrides / "acknowledgement.txt.j2").write_text("Hello\n{% if %}\n")
+    path = write(tmp_path, f'template_dir = "{overrides}"\n')
+    result = run_cli("--config", str(path), "check-config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: template {overrides}/acknowledgement.txt.j2:2: ")
+    assert "Traceback" not in result.stderr
+
+
 def test_check_config_accepts_the_example(tmp_path: Path) -> None:
     result = run_cli("--config", str(ROOT / "config.example.toml"), "check-config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "OK (8 rules, 0 accounts)" in result.stdout
+    assert "OK (8 rules, 0 accounts, " in result.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import FakeClock
+from gateway.clock import SystemClock
 from store.db import Store
 from tests.support.dovecot import DovecotServer
 from tests.support.imap_gateway import ImapGateway, imap_config, imap_entry, urgent
@@ -45,7 +45,6 @@ daemon.run_forever()
 def test_sigkill_after_commit_gives_no_duplicate_case_or_reply(
     store: Store,
     smtp_sink: SmtpSink,
-    clock: FakeClock,
     dovecot_server: DovecotServer,
     stage: str,
 ) -> None:
@@ -70,7 +69,8 @@ def test_sigkill_after_commit_gives_no_duplicate_case_or_reply(
     gateway = ImapGateway(
         imap_config(store, smtp_sink, dovecot_server, initial_scan="all"),
         store,
-        clock,
+        # Real time, as in the killed process: its outbox rows carry real timestamps.
+        SystemClock(),
         dovecot_server,
     )
     [first] = gateway.items()  # committed before the kill

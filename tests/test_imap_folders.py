@@ -152,12 +152,18 @@ def test_uidvalidity_change_rescans_without_duplicate_cases(
     before = gateway.position()
     assert before is not None
 
-    after = dovecot_server.reset_uidvalidity(USER, PASSWORD, "INBOX")
-    wait_until(
-        lambda: (p := gateway.position()) is not None and p.uidvalidity == after,
-        what="watcher to adopt the new UIDVALIDITY",
-    )
+    dovecot_server.reset_uidvalidity(USER, PASSWORD, "INBOX")
     wait_until(lambda: len(gateway.items()) == 4 and gateway.settled(), what="rescan")
+
+    def adopted() -> bool:
+        # Compared with SELECT, not STATUS: Dovecot's list index may lag right after
+        # the reset, and the watcher's own SELECT is the value that counts.
+        position = gateway.position()
+        with dovecot_server.session(USER, PASSWORD) as client:
+            current = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+        return position is not None and position.uidvalidity == current != before.uidvalidity
+
+    wait_until(adopted, what="watcher to adopt the new UIDVALIDITY")
     assert [i.state for i in gateway.items()] == ["done", "done", "duplicate", "duplicate"]
     assert gateway.cases() == 2 and gateway.acks() == 2
 

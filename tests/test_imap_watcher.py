@@ -125,9 +125,7 @@ def test_wrong_password_is_one_clear_line_and_keeps_retrying(
     caplog.set_level(logging.INFO, logger="gateway")
     secret = tmp_path / "imap-password"
     secret.write_text("wrong\n")
-    config = imap_config(
-        store, smtp_sink, dovecot_server, password="", password_file=str(secret)
-    )
+    config = imap_config(store, smtp_sink, dovecot_server, password="", password_file=str(secret))
     gateway = ImapGateway(config, store, clock, dovecot_server)
     gateway.daemon.start()
     try:

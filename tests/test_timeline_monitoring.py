@@ -74,7 +74,11 @@ def test_recurrence_during_monitoring_reopens_with_a_new_owner_deadline(
     assert sim.sent(since=at(24, 15)) == [
         Sent(at(24, 15), "owner_handover", (LEE,)),
         Sent(at(24, 15), "reopen_notice", (ALICE, ANNA)),
+        # The owner also reads the customer's own words, and what they did.
+        Sent(at(24, 15), "customer_reply_notice", (LEE,)),
     ]
+    notice = smtp_sink.mails[-1]
+    assert "the case went from monitoring to open" in notice.text
     # The owner deadline is real again: no response means a reminder at 15:45.
     sim.run_until(at(24, 15, 50))
     assert sim.sent()[-1] == Sent(at(24, 15, 45), "owner_reminder", (LEE,))
@@ -89,8 +93,11 @@ def test_customer_confirmation_closes_early(
     customer_reply(sim, key, "All good on our side, you can close it. Thanks!", "ok1@acme")
     case = sim.case(key)
     assert case.state == "closed" and case.closed_at == at(24, 10, 30)
-    assert sim.sent()[-1] == Sent(at(24, 10, 30), "closing", (ALICE, ANNA))
-    assert "Thank you for confirming" in smtp_sink.mails[-1].text
+    assert sim.sent()[-2:] == [
+        Sent(at(24, 10, 30), "closing", (ALICE, ANNA)),
+        Sent(at(24, 10, 30), "customer_reply_notice", (LEE,)),
+    ]
+    assert any("Thank you for confirming" in m.text for m in smtp_sink.mails)
 
 
 def test_not_resolved_is_not_a_confirmation(

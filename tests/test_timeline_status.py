@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway.clock import FakeClock
 from store.db import Store
+from store.models import Case
 from tests.support.smtp_sink import SmtpSink
 from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
 
@@ -30,17 +32,14 @@ def open_level_two(sim: Simulation) -> str:
 
 
 def owner_replies(sim: Simulation, key: str, *, to_customer: bool = True) -> None:
-    sim.receive(
-        mail(
-            sender=f"Lee Lead <{LEE}>",
-            to=ALICE if to_customer else "support@example.com",
-            cc="support@example.com" if to_customer else "",
-            subject=f"Re: [{key}] Checkout is failing for all our users",
-            body="Hi Alice, I am on it and will call you shortly.",
-            message_id="owner1@mua.example.net",
-            in_reply_to=sim.message_id_of("owner_notification"),
-        )
-    )
+    """The owner answers: through the lifecycle API, as the lead-command layer does."""
+
+    def respond(session: Session, case: Case, now: datetime) -> None:
+        sim.commands.lifecycle.acknowledge(session, case, actor=LEE, now=now)
+        if to_customer:
+            sim.commands.lifecycle.record_human_update(session, case, actor=LEE, now=now)
+
+    sim.commands.on_case(key, respond)
 
 
 def three_days(sim: Simulation, *, restart_at: datetime | None = None) -> str:
@@ -143,15 +142,7 @@ def test_six_hour_outage_sends_one_catch_up_mail(
     )
     assert key is not None
     sim.clock.set(at(23, 14, 10))
-    sim.receive(
-        mail(
-            sender="oncall@example.com",
-            subject=f"Re: [{key}] Outage",
-            body="Looking into it now.",
-            message_id="oncall1@mua.example.net",
-            in_reply_to=sim.message_id_of("owner_notification"),
-        )
-    )
+    sim.commands.set_state(key, "acknowledged", actor="oncall@example.com")
     sim.run_until(at(23, 16, 30))
     before = len(sim.sent())
     # The daemon is down from 16:30 to 22:30: nothing ticks.

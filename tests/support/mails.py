@@ -34,9 +34,12 @@ def build_mail(
         message["References"] = references
     for name, value in (headers or {}).items():
         message[name] = value
-    message.set_content(body)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
+    if html is not None and not body:
+        message.set_content(html, subtype="html")  # HTML-only, as some clients send
+    else:
+        message.set_content(body)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 

@@ -179,7 +179,7 @@ class Simulation:
         result = []
         for received in self.sink.wait_for(len(self.outbox())):
             date = parsedate_to_datetime(str(received.message["Date"])).astimezone(UTC)
-            kind = self._kind_of(str(received.message["Message-ID"]).strip("<>"))
+            kind = self._kind_of(str(received.message["Message-ID"]).strip().strip("<>"))
             if since is None or date >= since:
                 result.append(Sent(date, kind, tuple(sorted(received.rcpt_tos))))
         return result
@@ -202,7 +202,7 @@ class Simulation:
         texts = [
             m.text
             for m in self.sink.mails
-            if self._kind_of(str(m.message["Message-ID"]).strip("<>")) == kind
+            if self._kind_of(str(m.message["Message-ID"]).strip().strip("<>")) == kind
         ]
         return texts[-1]
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:02:50.668377
+Create Date: 2026-11-23 16:18:33.335847
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("first_responded_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("next_status_due", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("resolution_due", store.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("eta", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("resolved_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("closed_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("root_message_id", sa.String(length=500), nullable=True),
@@ -118,6 +119,7 @@ def upgrade() -> None:
         sa.Column("processed_at", store.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("decision", sa.String(length=20), nullable=True),
         sa.Column("explanation", sa.JSON(), nullable=True),
+        sa.Column("config_version", sa.String(length=64), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"],
