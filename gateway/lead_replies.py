@@ -148,7 +148,7 @@ class LeadReplies:
             report.applied.append("closed; the customer got the closing mail")
         elif name == "reopen":
             life.reopen(session, case, actor=actor, reason="reopened by lead", now=now)
-            report.applied.append("reopened at level %d" % case.level)
+            report.applied.append(f"reopened at level {case.level}")
         elif name == "level":
             assert command.level is not None
             life.set_level(session, case, command.level, actor=actor, reason="lead", now=now)

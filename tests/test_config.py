@@ -56,7 +56,8 @@ def test_levels_must_be_complete(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         '[[levels]]\nnumber = 1\nname = "Only"\nfirst_response = "1h"\n'
-        'status_interval = "1h"\nresolution = "1d"\nowners = [{name = "A", email = "a@x.example"}]\n',
+        'status_interval = "1h"\nresolution = "1d"\n'
+        'owners = [{name = "A", email = "a@x.example"}]\n',
     )
     with pytest.raises(ConfigError, match=r"levels must define numbers 1, 2, 3 and 4"):
         load_config_file(path)

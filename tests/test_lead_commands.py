@@ -34,7 +34,8 @@ def test_bare_commands_and_absolute_eta() -> None:
 
 def test_invalid_values_are_reported_with_their_reason() -> None:
     parsed = parse_commands(
-        "level: 5\nstatus: sleeping\neta: whenever\nfrobnicate: now\nowner:\nsend: later\nlevel: 3\n"
+        "level: 5\nstatus: sleeping\neta: whenever\nfrobnicate: now\n"
+        "owner:\nsend: later\nlevel: 3\n"
     )
     assert [c.name for c in parsed.commands] == ["level"]
     assert parsed.commands[0].level == 3
@@ -61,6 +62,19 @@ def test_greeting_with_a_comma_ends_the_block() -> None:
 
 
 def test_help_text_documents_every_command() -> None:
-    for word in ("status:", "note:", "send: now", "internal:", "eta:", "owner:", "level:",
-                 "next update:", "ack", "resolve", "close", "reopen", "help"):
+    for word in (
+        "status:",
+        "note:",
+        "send: now",
+        "internal:",
+        "eta:",
+        "owner:",
+        "level:",
+        "next update:",
+        "ack",
+        "resolve",
+        "close",
+        "reopen",
+        "help",
+    ):
         assert word in HELP_TEXT

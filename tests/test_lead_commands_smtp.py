@@ -24,7 +24,8 @@ OUTLOOK_HTML_REPLY = """\
 <html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head>
 <body lang="EN-US"><div class="WordSection1">
 <p class="MsoNormal">Status: Investigating<o:p></o:p></p>
-<p class="MsoNormal">Note: We found the cause in the export job and are testing a fix.<o:p></o:p></p>
+<p class="MsoNormal">Note: We found the cause in the export job and are testing a fix.
+<o:p></o:p></p>
 <p class="MsoNormal">ETA: 4h<o:p></o:p></p>
 <p class="MsoNormal">send: now<o:p></o:p></p>
 <p class="MsoNormal"><o:p>&nbsp;</o:p></p>
@@ -155,7 +156,9 @@ def test_token_of_another_case_is_refused(gateway: Gateway) -> None:
     )
     send_as(gateway, hijack, LEE, str(first.message["Reply-To"]))
     assert case(gateway, "ESC-000002").state == "open"
-    [refused] = [e for e in gateway.events(case(gateway, "ESC-000002")) if e.kind == "command_refused"]
+    [refused] = [
+        e for e in gateway.events(case(gateway, "ESC-000002")) if e.kind == "command_refused"
+    ]
     assert "carries the token of ESC-000001, not of ESC-000002" in refused.detail
 
 
@@ -223,7 +226,9 @@ def test_resolve_then_reopen_during_monitoring(gateway: Gateway) -> None:
     send_as(gateway, lead_reply(notification, "resolve\n"), LEE, reply_to)
     assert case(gateway).state == "monitoring"
     gateway.clock.advance(timedelta(hours=3))
-    send_as(gateway, lead_reply(notification, "reopen\ninternal: fix did not hold\n"), LEE, reply_to)
+    send_as(
+        gateway, lead_reply(notification, "reopen\ninternal: fix did not hold\n"), LEE, reply_to
+    )
     current = case(gateway)
     assert current.state == "open"
     assert current.first_response_due is not None
