@@ -102,15 +102,21 @@ class Worker:
     def _is_duplicate(self, session: Session, item: InboundItem) -> InboundItem | None:
         if not item.message_id:
             return None
-        return session.scalar(
-            select(InboundItem)
-            .where(
-                InboundItem.sha256 == item.sha256,
-                InboundItem.message_id == item.message_id,
-                InboundItem.state == "done",
-                InboundItem.id != item.id,
-            )
-            .limit(1)
+        # Only the content hash goes to the database, so the lookup is a walk of its
+        # index; a planner that chose the state index instead scanned every done item.
+        with session.no_autoflush:
+            same_bytes = session.scalars(
+                select(InboundItem).where(InboundItem.sha256 == item.sha256)
+            ).all()
+        return next(
+            (
+                other
+                for other in same_bytes
+                if other.id != item.id
+                and other.message_id == item.message_id
+                and other.state == "done"
+            ),
+            None,
         )
 
     def _process(self, session: Session, item: InboundItem) -> Outcome:
