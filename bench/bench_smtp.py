@@ -30,21 +30,24 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.clock import SystemClock  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
-from gateway.daemon import Daemon  # noqa: E402
-from store.db import Store  # noqa: E402
-from store.models import Base, InboundItem, OutboxMail  # noqa: E402
-from tests.support.mails import build_mail, send  # noqa: E402
-from tests.support.smtp_sink import free_port  # noqa: E402
+from gateway.clock import SystemClock
+from gateway.config import parse_config
+from gateway.daemon import Daemon
+from store.db import Store
+from store.models import Base, InboundItem, OutboxMail
+from tests.support.mails import build_mail, send
+from tests.support.smtp_sink import free_port
 
 CLIENTS = 8
 
 
 def three_kb_mail(n: int) -> bytes:
     body = (f"Message {n}. " + "The export page fails with a timeout again. " * 70)[:3000]
-    return build_mail(subject=f"URGENT: export broken #{n}", body=body,
-                      message_id=f"<bench-{n}-{time.time_ns()}@acme.example>")
+    return build_mail(
+        subject=f"URGENT: export broken #{n}",
+        body=body,
+        message_id=f"<bench-{n}-{time.time_ns()}@acme.example>",
+    )
 
 
 class CountingHandler:
@@ -199,14 +202,16 @@ def latency_at_rate(store: Store, rate: float, seconds: float, folder: Path) -> 
     accepted: dict[str, float] = {}
     try:
         total = int(rate * seconds)
+        start = time.perf_counter()
         for n in range(total):
-            due = n / rate
-            time.sleep(max(0.0, due - (time.perf_counter() - start)) if n else 0)
-            if n == 0:
-                start = time.perf_counter()
+            # Paced against the start, so a slow send does not shift every later one.
+            time.sleep(max(0.0, n / rate - (time.perf_counter() - start)))
             subject = f"URGENT: latency probe {n}"
-            send(config.smtp.port, build_mail(subject=subject, sender=f"p{n}@acme.example"),
-                 mail_from=f"p{n}@acme.example")
+            send(
+                config.smtp.port,
+                build_mail(subject=subject, sender=f"p{n}@acme.example"),
+                mail_from=f"p{n}@acme.example",
+            )
             accepted[f"p{n}@acme.example"] = time.monotonic()
         deadline = time.monotonic() + 60
         while len(sink.arrivals()) < total * 2 and time.monotonic() < deadline:
@@ -232,21 +237,27 @@ def main() -> None:
     mails = [three_kb_mail(n) for n in range(args.messages)]
     with tempfile.TemporaryDirectory() as folder:
         store = make_store(args.store_url, Path(folder))
-        print(f"store: {store.engine.dialect.name}; {args.messages} mails of "
-              f"{len(mails[0])} bytes from {CLIENTS} clients; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(
+            f"store: {store.engine.dialect.name}; {args.messages} mails of "
+            f"{len(mails[0])} bytes from {CLIENTS} clients; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        )
         base = baseline(mails)
         print(f"baseline  bare aiosmtpd, count only:      {base:8.1f} msg/s")
         full, stored, done = gateway_throughput(store, mails, Path(folder))
-        print(f"gateway   store+parse+classify+case+ack:  {full:8.1f} msg/s   "
-              f"ratio {full / base:.3f}x")
+        print(
+            f"gateway   store+parse+classify+case+ack:  {full:8.1f} msg/s   "
+            f"ratio {full / base:.3f}x"
+        )
         lost = args.messages - stored
         print(f"          sent {args.messages}, stored {stored}, processed {done}, lost {lost}")
         store = make_store(args.store_url, Path(folder))
         latencies = latency_at_rate(store, args.rate, args.seconds, Path(folder))
-        print(f"latency   250 -> acknowledgement at sink, {args.rate:.0f} msg/s for "
-              f"{args.seconds:.0f}s ({len(latencies)} mails): "
-              f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
-              f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms")
+        print(
+            f"latency   250 -> acknowledgement at sink, {args.rate:.0f} msg/s for "
+            f"{args.seconds:.0f}s ({len(latencies)} mails): "
+            f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
+        )
         store.dispose()
 
 

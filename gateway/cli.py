@@ -58,8 +58,7 @@ def cmd_check_config(args: argparse.Namespace, config: GatewayConfig, source: st
     templates = _check_templates(config)
     rules = Classifier(config).rules
     print(
-        f"{source}: OK ({len(rules)} rules, {len(config.accounts)} accounts, "
-        f"{templates} templates)"
+        f"{source}: OK ({len(rules)} rules, {len(config.accounts)} accounts, {templates} templates)"
     )
     return 0
 

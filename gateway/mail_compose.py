@@ -8,16 +8,15 @@ whose content we control.
 
 from __future__ import annotations
 
+from binascii import b2a_qp
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from binascii import b2a_qp
 from email.header import Header
-from email.policy import compat32
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
-
 
 # SMTP wants CRLF, and smtplib sends bytes as they are. Headers are folded only past
 # RFC 5322's hard limit: folding ids at 78 columns confuses some threading code.
