@@ -120,7 +120,7 @@ class Classifier:
         results = tuple(rule.check(mail, ctx) for rule in self.rules)
         fired = [r for r in results if r.fired]
         level = max((r.level for r in fired if r.level is not None), default=None)
-        account = self._account(mail, fired)
+        account = self._account(mail, fired, template)
 
         def decide(action: Action, reason: str, level: int | None = level) -> Decision:
             return Decision(
@@ -159,10 +159,19 @@ class Classifier:
             return decide("ignore", "no escalation rule fired")
         return decide("open", f"{signals} fired; highest level {level}")
 
-    def _account(self, mail: ParsedMail, fired: list[RuleResult]) -> str | None:
+    def _account(
+        self, mail: ParsedMail, fired: list[RuleResult], template: EscalationTemplate | None
+    ) -> str | None:
+        """The customer's account: from a rule, the agent's template, or the sender."""
         for result in fired:
             if "account" in result.data:
                 return str(result.data["account"])
+        if template is not None:
+            # Agents write the account's name in the template's Customer field.
+            named = template.fields.get("customer", "").strip().lower()
+            for account in self.config.accounts:
+                if named and account.name.lower() == named:
+                    return account.name
         if mail.from_ is not None:
             account = self.directory.for_address(mail.from_.email)
             if account is not None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def cli(
     )
 
 
-def as_json(result: subprocess.CompletedProcess[bytes]) -> object:
+def as_json(result: subprocess.CompletedProcess[bytes]) -> Any:
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)
 
@@ -75,7 +76,7 @@ def test_ingest_from_stdin_then_cases_show(workdir: Path) -> None:
     result = cli(workdir, "ingest", "-", stdin=raw)
     assert result.returncode == 0, result.stderr.decode()
     assert b"open ESC-000001" in result.stdout
-    [listed] = as_json(cli(workdir, "cases", "list", "--json"))  # type: ignore[misc]
+    [listed] = as_json(cli(workdir, "cases", "list", "--json"))
     assert listed["level"] == 4
     shown = as_json(cli(workdir, "cases", "show", "ESC-000001", "--json"))
     assert isinstance(shown, dict)
@@ -102,7 +103,7 @@ def test_quarantine_keeps_failed_mail_and_replays_it(workdir: Path) -> None:
     assert result.returncode == 0
     assert b"quarantined" in result.stdout
     assert b"Traceback" not in result.stdout
-    [item] = as_json(cli(workdir, "quarantine", "list", "--json"))  # type: ignore[misc]
+    [item] = as_json(cli(workdir, "quarantine", "list", "--json"))
     assert "customer_nmae" in item["error"]
     assert as_json(cli(workdir, "cases", "list", "--json")) == []  # rolled back whole
     assert not (workdir / "out").exists()
@@ -114,13 +115,13 @@ def test_quarantine_keeps_failed_mail_and_replays_it(workdir: Path) -> None:
     assert replayed.returncode == 0, replayed.stderr.decode()
     assert b"done open" in replayed.stdout
     assert as_json(cli(workdir, "quarantine", "list", "--json")) == []
-    assert len(as_json(cli(workdir, "cases", "list", "--json"))) == 1  # type: ignore[arg-type]
+    assert len(as_json(cli(workdir, "cases", "list", "--json"))) == 1
 
 
 def test_unparseable_input_is_quarantined_not_answered(workdir: Path) -> None:
     result = cli(workdir, "ingest", "-", stdin=b"")
     assert b"quarantined" in result.stdout
-    [item] = as_json(cli(workdir, "quarantine", "list", "--json"))  # type: ignore[misc]
+    [item] = as_json(cli(workdir, "quarantine", "list", "--json"))
     assert item["error"].startswith("unparseable")
     assert not (workdir / "out").exists()
 

@@ -49,6 +49,7 @@ def test_sigkill_after_commit_gives_no_duplicate_case_or_reply(
     stage: str,
 ) -> None:
     uid = dovecot_server.append("support", "secret", "INBOX", urgent())
+    assert uid is not None  # Dovecot reports APPENDUID (UIDPLUS)
     data = {
         "store": {"url": store.url},
         "smtp": {"enabled": False},

@@ -87,6 +87,7 @@ def test_agent_template_opens_case_with_fields(gateway: Gateway) -> None:
     [case] = gateway.cases()
     assert case.level == 3  # High -> 3 by the default priority map
     assert case.ticket == "4711"
+    assert case.account == "Acme Corp"  # from the template's Customer field
     assert case.fields["customer_impact"] == "Finance cannot close the month."
     assert case.fields["steps_taken"] == "Cleared caches, reproduced on staging."
     assert [m.message["X-Escalation-Gateway-Case"] for m in gateway.sink.mails] == [
