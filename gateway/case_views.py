@@ -142,18 +142,23 @@ def format_explanation(result: dict[str, Any], subject: str) -> str:
     return "\n".join(lines)
 
 
+def _short(iso: str | None) -> str:
+    """An ISO timestamp as "2026-11-23 17:01 UTC" for tables."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else "-"
+
+
 def format_case_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no cases"
     header = (
-        f"{'KEY':<12} {'STATE':<20} {'LVL':>3}  {'OWNER':<28} {'FIRST RESPONSE DUE':<26} SUBJECT"
+        f"{'KEY':<12} {'STATE':<20} {'LVL':>3}  {'OWNER':<28} {'FIRST RESPONSE DUE':<20} SUBJECT"
     )
     lines = [header]
     for row in rows:
-        due = row["deadlines"]["first_response_due"] or "-"
+        due = _short(row["deadlines"]["first_response_due"])
         lines.append(
             f"{row['key']:<12} {row['state']:<20} {row['level']:>3}  "
-            f"{row['owner']['email']:<28} {due:<26} {row['subject'][:50]}"
+            f"{row['owner']['email']:<28} {due:<20} {row['subject'][:50]}"
         )
     return "\n".join(lines)
 

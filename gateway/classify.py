@@ -169,11 +169,11 @@ class Classifier:
         if template is not None:
             # Agents write the account's name in the template's Customer field.
             named = template.fields.get("customer", "").strip().lower()
-            for account in self.config.accounts:
-                if named and account.name.lower() == named:
-                    return account.name
+            for configured in self.config.accounts:
+                if named and configured.name.lower() == named:
+                    return configured.name
         if mail.from_ is not None:
-            account = self.directory.for_address(mail.from_.email)
-            if account is not None:
-                return account.name
+            by_domain = self.directory.for_address(mail.from_.email)
+            if by_domain is not None:
+                return by_domain.name
         return None
