@@ -338,7 +338,7 @@ class CaseActions:
         )
         return case
 
-    def attach(
+    def _record_reply(
         self,
         session: Session,
         case: Case,
@@ -346,7 +346,8 @@ class CaseActions:
         mail: ParsedMail,
         item: InboundItem,
         now: datetime,
-    ) -> Case:
+    ) -> str:
+        """Link a mail on an existing case and log it; returns the sender's address."""
         case.updated_at = now
         self._link_inbound(session, case, mail, item, now)
         sender = mail.from_.email if mail.from_ else "unknown sender"
@@ -360,6 +361,18 @@ class CaseActions:
             data={"decision": decision.as_dict(), "subject": mail.subject},
             item=item,
         )
+        return sender
+
+    def attach(
+        self,
+        session: Session,
+        case: Case,
+        decision: Decision,
+        mail: ParsedMail,
+        item: InboundItem,
+        now: datetime,
+    ) -> Case:
+        sender = self._record_reply(session, case, decision, mail, item, now)
         state_before = case.state
         self.reactions.react(session, case, decision, mail, now)
         if not decision.auto_reply_blocked and self.reactions.is_customer(case, sender):
@@ -399,19 +412,7 @@ class CaseActions:
         now: datetime,
     ) -> Case:
         """A reply from staff (or carrying a staff token): authorize and apply commands."""
-        case.updated_at = now
-        self._link_inbound(session, case, mail, item, now)
-        sender = mail.from_.email if mail.from_ else "unknown sender"
-        self._event(
-            session,
-            case,
-            now,
-            "mail_attached",
-            decision.reason,
-            actor=sender,
-            data={"decision": decision.as_dict(), "subject": mail.subject},
-            item=item,
-        )
+        self._record_reply(session, case, decision, mail, item, now)
         self.lead_replies.handle(
             session,
             case,

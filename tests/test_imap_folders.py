@@ -120,6 +120,9 @@ def test_read_only_folder_is_watched_without_changing_it(
         read_only=how == "config",
         processed_folder="Processed",
         initial_scan="all",
+        # A file dropped straight into the maildir may never raise an IDLE event;
+        # this test is about read-only access, so it polls.
+        mode="poll",
     )
     uid = acl_dovecot.append(USER, PASSWORD, "Shared", urgent()) if how == "config" else None
     if uid is None:
