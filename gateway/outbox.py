@@ -40,14 +40,20 @@ class Outbox:
         cap = self.config.auto_reply.max_per_address_per_hour
         if cap == 0:
             return True
-        # Rows of this same transaction count too (autoflush stays on). Reading at most
-        # `cap` rows keeps this constant-time however busy the address is.
+        # Reading at most `cap` rows keeps this constant-time however busy the address is.
+        since = now - timedelta(hours=1)
         sent = session.scalars(
             select(AutoReplyLog.id)
-            .where(AutoReplyLog.address == address, AutoReplyLog.at > now - timedelta(hours=1))
+            .where(AutoReplyLog.address == address, AutoReplyLog.at > since)
             .limit(cap)
         ).all()
-        return len(sent) >= cap
+        # Rows not yet flushed (a timer batch flushes once, at commit) count as well.
+        pending = sum(
+            1
+            for row in session.new
+            if isinstance(row, AutoReplyLog) and row.address == address and row.at > since
+        )
+        return len(sent) + pending >= cap
 
     def enqueue(
         self,

@@ -24,7 +24,10 @@ def choose_owner(
         if account is not None and account.lead is not None:
             return account.lead, f"named lead of account {account.name}"
     # The rotation row is locked so two workers never hand out the same slot.
-    rotation = session.scalar(
+    rotation = next(
+        (r for r in session.new if isinstance(r, OwnerRotation) and r.level == level_number),
+        None,
+    ) or session.scalar(
         select(OwnerRotation).where(OwnerRotation.level == level_number).with_for_update()
     )
     if rotation is None:

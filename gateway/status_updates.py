@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.config import GatewayConfig
@@ -61,7 +61,7 @@ class StatusUpdates:
 
     def _send(self, session: Session, case: Case, now: datetime, *, catch_up: bool) -> None:
         since = case.last_status_at or case.opened_at
-        changes = self._changes(session, case, since)
+        changes, note = self._news(session, case, since)
         self.mail.to_customer(
             session,
             case,
@@ -70,7 +70,7 @@ class StatusUpdates:
             changes=changes,
             nothing_new=not changes,
             last_update=self.mail.when(case.last_status_at),
-            note=self._latest_public_note(session, case),
+            note=note,
             catch_up=catch_up,
             eta=self.mail.when(case.eta) if case.eta and case.eta > now else "",
         )
@@ -88,18 +88,26 @@ class StatusUpdates:
             CaseEvent(case_id=case.id, at=now, kind=kind, actor="gateway", detail=detail, data={})
         )
 
-    def _changes(self, session: Session, case: Case, since: datetime) -> list[str]:
+    def _news(self, session: Session, case: Case, since: datetime) -> tuple[list[str], str]:
+        """What changed since the last update, and the latest public note (one query)."""
         rows = session.execute(
-            select(CaseEvent.kind, CaseEvent.data)
+            select(CaseEvent.kind, CaseEvent.data, CaseEvent.detail, CaseEvent.at)
             .where(
                 CaseEvent.case_id == case.id,
-                CaseEvent.at > since,
-                CaseEvent.kind.in_(NEWS_KINDS),
+                or_(
+                    CaseEvent.kind == "public_note",
+                    and_(CaseEvent.at > since, CaseEvent.kind.in_(NEWS_KINDS)),
+                ),
             )
             .order_by(CaseEvent.id)
         ).all()
         changes: list[str] = []
-        for kind, data in rows:
+        note = ""
+        for kind, data, detail, at in rows:
+            if kind == "public_note":
+                note = detail
+                if at <= since:
+                    continue  # an old note is repeated below, but it is not news
             if kind == "acknowledged" or (
                 kind == "state_changed" and data.get("to") == "acknowledged"
             ):
@@ -111,14 +119,4 @@ class StatusUpdates:
                 changes.append(f"The case moved to level {data.get('to_level')}.")
             elif kind == "public_note":
                 changes.append("There is a new note from the team (below).")
-        return list(dict.fromkeys(changes))
-
-    @staticmethod
-    def _latest_public_note(session: Session, case: Case) -> str:
-        note = session.scalar(
-            select(CaseEvent.detail)
-            .where(CaseEvent.case_id == case.id, CaseEvent.kind == "public_note")
-            .order_by(CaseEvent.id.desc())
-            .limit(1)
-        )
-        return note or ""
+        return list(dict.fromkeys(changes)), note

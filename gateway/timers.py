@@ -92,10 +92,15 @@ class TimerTicker:
                 query = select(Case).where(Case.id.in_(ids)).order_by(Case.id)
                 if not self.store.is_sqlite:
                     query = query.with_for_update()
-                for case in session.scalars(query).all():
-                    self.due.run(session, case, now)
-                    case.timer_failures = 0
-                    case.timer_error = None
+                # One flush for the whole batch, at commit: the rows every case writes
+                # (mail, links, events) then go out as a few multi-row statements
+                # instead of a round trip each. Each case's reads are by its own id,
+                # so they never need another case's unflushed rows.
+                with session.no_autoflush:
+                    for case in session.scalars(query).all():
+                        self.due.run(session, case, now)
+                        case.timer_failures = 0
+                        case.timer_error = None
             return True
         except Exception:
             log.warning("timer batch of %s cases failed; rerunning case by case", len(ids))
