@@ -1,11 +1,11 @@
 """Bring one IMAP folder's new mail into the store, in an order that never loses mail.
 
 For every message above the recorded UID: fetch with BODY.PEEK[] (so fetching alone
-never marks it read), commit it with `store_inbound`, record the new last UID, and
-only then flag it \\Seen. A crash anywhere in that sequence leaves the message either
-unstored (fetched again next time) or stored but not yet recorded (fetched and stored
-again; the worker sees the same Message-ID and content already done and marks the
-copy "duplicate", so no second case or reply).
+never marks it read), commit the fetched batch with `store_inbound_many`, record the
+new last UID, and only then flag it \\Seen. A crash anywhere in that sequence leaves
+the message either unstored (fetched again next time) or stored but not yet recorded
+(fetched and stored again; the worker sees the same Message-ID and content already
+done and marks the copy "duplicate", so no second case or reply).
 
 Moving to the processed or quarantine folder waits for the worker's verdict, which
 the sync learns by looking up the items it stored. Nothing is deleted except by MOVE.
@@ -26,7 +26,7 @@ from gateway.clock import Clock
 from gateway.imap_config import ImapMailboxConfig
 from gateway.imap_connection import ImapFailure
 from gateway.imap_state import FolderPosition, load_position, save_position
-from gateway.ingest import content_hash, store_inbound
+from gateway.ingest import content_hash, store_inbound_many
 from store.db import Store
 from store.models import InboundItem
 
@@ -272,16 +272,21 @@ class FolderSync:
         assert self.position is not None
         cfg = self.config
         fetched = client.fetch(batch, ["BODY.PEEK[]"])
-        stored: list[tuple[int, int]] = []
+        present: list[tuple[int, bytes]] = []
         for uid in batch:
             raw = fetched.get(uid, {}).get(_BODY)
             if raw is None:
                 # Expunged between SEARCH and FETCH by another client: nothing to take.
                 log.info("%s: UID %s vanished before it could be fetched", cfg.describe(), uid)
                 continue
-            item_id = store_inbound(self.store, bytes(raw), source=cfg.source, clock=self.clock)
+            present.append((uid, bytes(raw)))
+        item_ids = store_inbound_many(
+            self.store, [raw for _, raw in present], source=cfg.source, clock=self.clock
+        )
+        stored = [(uid, item_id) for (uid, _), item_id in zip(present, item_ids, strict=True)]
+        if stored:
             self.checkpoint("stored")
-            stored.append((uid, item_id))
+        for _, item_id in stored:
             self.on_stored(item_id)
         high = max(batch)
         if high > self.position.last_uid:

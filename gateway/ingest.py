@@ -35,6 +35,22 @@ def content_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _row(
+    raw: bytes, source: str, clock: Clock, mail_from: str | None, rcpt_tos: Sequence[str]
+) -> dict[str, object]:
+    return {
+        "received_at": clock.now(),
+        "source": source,
+        "mail_from": mail_from,
+        "rcpt_tos": list(rcpt_tos),
+        "raw": raw,
+        "sha256": content_hash(raw),
+        "message_id": peek_message_id(raw),
+        "state": "pending",
+        "attempts": 0,
+    }
+
+
 def store_inbound(
     store: Store,
     raw: bytes,
@@ -49,18 +65,31 @@ def store_inbound(
     # listener's hot path, and it needs no identity map.
     statement = (
         insert(InboundItem)
-        .values(
-            received_at=clock.now(),
-            source=source,
-            mail_from=mail_from,
-            rcpt_tos=list(rcpt_tos),
-            raw=raw,
-            sha256=content_hash(raw),
-            message_id=peek_message_id(raw),
-            state="pending",
-            attempts=0,
-        )
+        .values(_row(raw, source, clock, mail_from, rcpt_tos))
         .returning(InboundItem.id)
     )
     with store.engine.begin() as connection:
         return int(connection.execute(statement).scalar_one())
+
+
+def store_inbound_many(
+    store: Store, raws: Sequence[bytes], *, source: str, clock: Clock
+) -> list[int]:
+    """Commit several messages in one transaction (a fetched IMAP batch); ids in order.
+
+    One commit per batch instead of one per message keeps a mailbox catching up from
+    queueing behind the worker for SQLite's single write lock.
+    """
+    if not raws:
+        return []
+    with store.engine.begin() as connection:
+        return [
+            int(
+                connection.execute(
+                    insert(InboundItem)
+                    .values(_row(raw, source, clock, None, ()))
+                    .returning(InboundItem.id)
+                ).scalar_one()
+            )
+            for raw in raws
+        ]
