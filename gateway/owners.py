@@ -23,6 +23,8 @@ def choose_owner(
         account = next((a for a in config.accounts if a.name == account_name), None)
         if account is not None and account.lead is not None:
             return account.lead, f"named lead of account {account.name}"
+    if len(level.owners) == 1:
+        return level.owners[0], f"the only level-{level_number} owner"
     # The rotation row is locked so two workers never hand out the same slot.
     rotation = next(
         (r for r in session.new if isinstance(r, OwnerRotation) and r.level == level_number),
