@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from gateway.clock import FakeClock
@@ -28,9 +30,7 @@ TWO_OWNERS = [
 ]
 
 
-def owners_of_new_cases(
-    store: Store, clock: FakeClock, count: int, **overrides: object
-) -> list[str]:
+def owners_of_new_cases(store: Store, clock: FakeClock, count: int, **overrides: Any) -> list[str]:
     for n in range(count):
         store_inbound(store, build_mail(subject=f"URGENT: problem {n}"), source="test", clock=clock)
     # A fresh worker each time: the rotation must live in the store, not in memory.
