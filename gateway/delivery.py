@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.clock import Clock
 from gateway.config import OutboundConfig
@@ -22,6 +22,9 @@ from store.db import Store
 from store.models import OutboxMail
 
 log = logging.getLogger("gateway.delivery")
+
+# How long a claimed mail stays hidden from other senders sharing the store.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 class Transport(Protocol):
@@ -104,20 +107,32 @@ class OutboxSender:
     def deliver_due(self, limit: int = 100) -> int:
         """Send what is due now; returns how many were delivered.
 
-        The batch is read in one transaction and the results written in another, so
-        the store is never held while the smarthost is slow. A crash between the two
-        means a resend, never a loss (at-least-once delivery).
+        The batch is claimed in one transaction and the results written in another, so
+        the store is never held while the smarthost is slow. Claiming pushes the mails'
+        next attempt out by a lease, so another daemon on the same store skips them; a
+        crash before the results are written means a resend after the lease, never a
+        loss (at-least-once delivery).
         """
         now = self.clock.now()
         with self.store.transaction() as session:
-            due = session.execute(
+            query = (
                 select(
                     OutboxMail.id, OutboxMail.envelope_from, OutboxMail.recipients, OutboxMail.raw
                 )
                 .where(OutboxMail.state == "pending", OutboxMail.next_attempt_at <= now)
                 .order_by(OutboxMail.id)
                 .limit(limit)
-            ).all()
+            )
+            if not self.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            due = session.execute(query).all()
+            if due:
+                session.execute(
+                    update(OutboxMail)
+                    .where(OutboxMail.id.in_([row.id for row in due]))
+                    .values(next_attempt_at=now + CLAIM_LEASE)
+                    .execution_options(synchronize_session=False)
+                )
         if not due:
             return 0
         results: dict[int, str | None] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -49,6 +50,8 @@ class _SinkHandler:
         self.sink = sink
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         if self.sink.refuse_with:
             return self.sink.refuse_with
         with self.sink.lock:
@@ -70,6 +73,7 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.refuse_with: str | None = None
+        self.delay = 0.0  # seconds each DATA takes: a slow smarthost
         self.port = free_port()
         self.controller = Controller(
             _SinkHandler(self), hostname="127.0.0.1", port=self.port, decode_data=False
