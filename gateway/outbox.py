@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import batch_memo
 from gateway.case_lookup import strip_reply_prefixes
 from gateway.config import GatewayConfig
 from gateway.loop_guard import OWN_MARKER_HEADER
@@ -41,6 +42,10 @@ class Outbox:
         if cap == 0:
             return True
         # Reading at most `cap` rows keeps this constant-time however busy the address is.
+        memo = batch_memo.current(session)
+        if memo is not None and address in memo.known_addresses and memo.hour_start:
+            # Counted for the whole timer batch at its start, plus what it has sent.
+            return memo.replies_this_hour[address] >= cap
         since = now - timedelta(hours=1)
         sent = session.scalars(
             select(AutoReplyLog.id)
@@ -152,8 +157,11 @@ class Outbox:
             )
         )
         if external:
+            memo = batch_memo.current(session)
             for r in to:
                 session.add(AutoReplyLog(address=r.email, at=now))
+                if memo is not None and r.email in memo.known_addresses:
+                    memo.replies_this_hour[r.email] += 1
         return mail
 
 

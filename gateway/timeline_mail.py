@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import batch_memo
 from gateway.business_calendar import format_duration
 from gateway.config import GatewayConfig, Person
 from gateway.outbox import Outbox, Recipient, Threading
@@ -81,10 +82,14 @@ class TimelineMail:
 
     def threading(self, session: Session, case: Case, kinds: Sequence[str] | None) -> Threading:
         """Answer the latest mail of the given kinds, referencing the customer's first mail."""
-        query = select(OutboxMail.message_id).where(OutboxMail.case_id == case.id)
-        if kinds is not None:
-            query = query.where(OutboxMail.kind.in_(kinds))
-        last = session.scalar(query.order_by(OutboxMail.id.desc()).limit(1))
+        memo = batch_memo.current(session)
+        if memo is not None and kinds == memo.customer_kinds and case.id in memo.known_cases:
+            last = memo.last_customer_mail.get(case.id)
+        else:
+            query = select(OutboxMail.message_id).where(OutboxMail.case_id == case.id)
+            if kinds is not None:
+                query = query.where(OutboxMail.kind.in_(kinds))
+            last = session.scalar(query.order_by(OutboxMail.id.desc()).limit(1))
         chain = [m for m in (case.root_message_id, last) if m]
         references = tuple(dict.fromkeys(chain))
         return Threading(references[-1] if references else None, references)
@@ -94,7 +99,7 @@ class TimelineMail:
     ) -> OutboxMail | None:
         to = [Recipient(case.customer_email, case.customer_name)]
         cc = [Recipient(str(c["email"]), str(c.get("name", ""))) for c in case.customer_cc]
-        return self.outbox.enqueue(
+        mail = self.outbox.enqueue(
             session,
             case=case,
             kind=kind,
@@ -107,6 +112,10 @@ class TimelineMail:
             now=now,
             external=True,
         )
+        memo = batch_memo.current(session)
+        if memo is not None and mail is not None:
+            memo.last_customer_mail[case.id] = mail.message_id
+        return mail
 
     def to_staff(
         self,

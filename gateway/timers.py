@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import schedule
 from sqlalchemy import select, update
 
+from gateway import batch_memo
 from gateway.accounts import AccountDirectory
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
@@ -29,6 +30,7 @@ from gateway.due_work import DueWork
 from gateway.lifecycle import Lifecycle
 from gateway.outbox import Outbox
 from gateway.render import Renderer
+from gateway.timeline_mail import CUSTOMER_KINDS
 from store.db import Store
 from store.models import Case
 
@@ -97,10 +99,13 @@ class TimerTicker:
                 # instead of a round trip each. Each case's reads are by its own id,
                 # so they never need another case's unflushed rows.
                 with session.no_autoflush:
-                    for case in session.scalars(query).all():
+                    cases = session.scalars(query).all()
+                    batch_memo.load(session, cases, CUSTOMER_KINDS, now)
+                    for case in cases:
                         self.due.run(session, case, now)
                         case.timer_failures = 0
                         case.timer_error = None
+                    batch_memo.forget(session)
             return True
         except Exception:
             log.warning("timer batch of %s cases failed; rerunning case by case", len(ids))
