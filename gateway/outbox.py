@@ -6,6 +6,7 @@ without its mail: both are in one commit. The sender only ships stored bytes.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.utils import make_msgid
@@ -106,7 +107,8 @@ class Outbox:
             # Staff mail carries the case's reply token in its Message-ID and Reply-To,
             # so a lead's reply proves it answers mail we sent them.
             tagged = self.tokens(session).tagged(case.key)
-            message_id = make_msgid(idstring=tagged, domain=outbound.effective_message_id_domain)
+            # Kept short: clients copy it into In-Reply-To, and long ids get folded.
+            message_id = f"<{tagged}.{secrets.token_hex(6)}@{outbound.effective_message_id_domain}>"
             extra_headers["Reply-To"] = self.tokens(session).reply_address(
                 case.key, outbound.from_address
             )

@@ -40,7 +40,8 @@ def build_mail(
         message.set_content(body)
         if html is not None:
             message.add_alternative(html, subtype="html")
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    # Mail clients copy ids into In-Reply-To unfolded; 78-column folding would encode them.
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n", max_line_length=998))
 
 
 def send(
