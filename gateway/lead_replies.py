@@ -111,7 +111,7 @@ class LeadReplies:
             actor=sender,
             data={"applied": report.applied, "rejected": report.rejected, "auth": auth.reason},
         )
-        self._confirm(session, case, sender, report, now)
+        self._confirm(session, case, mail, sender, report, now)
         return f"{len(report.applied)} applied, {len(report.rejected)} rejected"
 
     # -- commands ------------------------------------------------------------------
@@ -276,7 +276,13 @@ class LeadReplies:
         return format_when(moment, self.config.timezone) if moment else "-"
 
     def _confirm(
-        self, session: Session, case: Case, sender: str, report: CommandReport, now: datetime
+        self,
+        session: Session,
+        case: Case,
+        mail: ParsedMail,
+        sender: str,
+        report: CommandReport,
+        now: datetime,
     ) -> None:
         self.lifecycle.mail.to_staff(
             session,
@@ -284,6 +290,7 @@ class LeadReplies:
             "command_confirmation",
             [Recipient(sender)],
             now,
+            answering=_answering(mail),
             applied=report.applied,
             rejected=report.rejected,
             help_text=HELP_TEXT if report.help_requested or report.rejected else "",
@@ -330,3 +337,10 @@ class LeadReplies:
             now=now,
             external=True,
         )
+
+
+def _answering(mail: ParsedMail) -> Threading:
+    """Threading that answers the given mail, as a mail client's reply would."""
+    if not mail.message_id:
+        return Threading(None, mail.references)
+    return Threading(mail.message_id, (*mail.references, mail.message_id))

@@ -124,8 +124,11 @@ class TimelineMail:
         kind: str,
         people: Iterable[Person | Recipient],
         now: datetime,
+        *,
+        answering: Threading | None = None,
         **extra: Any,
     ) -> OutboxMail | None:
+        """Mail to our own people; `answering` threads it under a mail of theirs."""
         to = recipients(people)
         if not to:
             return None
@@ -137,7 +140,7 @@ class TimelineMail:
             context=self.context(case, now, **extra),
             to=to,
             subject=case.subject,
-            threading=self.threading(session, case, None),
+            threading=answering or self.threading(session, case, None),
             now=now,
             external=False,
             auto_submitted="auto-generated",

@@ -7,6 +7,7 @@ case's lead or a customer.
 
 from __future__ import annotations
 
+import email
 from datetime import timedelta
 
 import pytest
@@ -108,6 +109,9 @@ def test_outlook_html_reply_applies_commands_confirms_and_tells_customer(
 
     confirmation = gateway.sink.to(LEE)[-1]
     assert "Your reply on ESC-000001 was read." in confirmation.text
+    # The confirmation answers the lead's own reply, so it sits under it in their client.
+    lead_id = email.message_from_bytes(raw)["Message-ID"]
+    assert confirmation.message["In-Reply-To"] == lead_id
     assert "status is now investigating" in confirmation.text
     assert "public note sent to the customer now" in confirmation.text
     assert "ETA set to 18:20 UTC on Mon 23 Nov 2026" in confirmation.text
