@@ -85,7 +85,7 @@ class CaseActions:
     def _link_inbound(
         self, session: Session, case: Case, mail: ParsedMail, item: InboundItem, now: datetime
     ) -> None:
-        item.case_id = case.id
+        # The worker sets item.case_id with the item's other columns, at the end.
         if mail.message_id:
             session.add(
                 MessageLink(

@@ -42,18 +42,20 @@ class Outbox:
         cap = self.config.auto_reply.max_per_address_per_hour
         if cap == 0:
             return True
-        # Reading at most `cap` rows keeps this constant-time however busy the address is.
         memo = batch_memo.current(session)
         if memo is not None and address in memo.known_addresses and memo.hour_start:
             # Counted for the whole timer batch at its start, plus what it has sent.
             return memo.replies_this_hour[address] >= cap
         since = now - timedelta(hours=1)
-        sent = session.scalars(
-            select(AutoReplyLog.id)
-            .where(AutoReplyLog.address == address, AutoReplyLog.at > since)
-            .limit(cap)
-        ).all()
-        # Rows not yet flushed (a timer batch flushes once, at commit) count as well.
+        # Reading at most `cap` rows keeps this constant-time however busy the address
+        # is. No autoflush: flushing here would split the transaction's inserts into
+        # more round trips, and the rows not yet flushed are counted just below.
+        with session.no_autoflush:
+            sent = session.scalars(
+                select(AutoReplyLog.id)
+                .where(AutoReplyLog.address == address, AutoReplyLog.at > since)
+                .limit(cap)
+            ).all()
         pending = sum(
             1
             for row in session.new

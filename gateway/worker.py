@@ -121,9 +121,11 @@ class Worker:
 
     def _process(self, session: Session, item: InboundItem) -> Outcome:
         now = self.clock.now()
-        item.attempts += 1
+        # The item's own columns change only at the end, so they reach the store as one
+        # UPDATE in the final flush rather than one per intermediate flush.
         original = self._is_duplicate(session, item)
         if original is not None:
+            item.attempts += 1
             item.state, item.processed_at, item.decision = "duplicate", now, "duplicate"
             item.case_id = original.case_id
             detail = f"same Message-ID and content as item {original.id}"
@@ -134,6 +136,7 @@ class Worker:
             session, mail, item.mail_from, list(item.rcpt_tos or [])
         )
         case = self.actions.apply(session, decision, mail, item, now)
+        item.attempts += 1
         item.state, item.processed_at = "done", now
         item.decision = decision.action
         item.explanation = decision.as_dict()
