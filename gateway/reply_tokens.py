@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import GatewayConfig
+from store.db import Store
 from store.models import Setting
 
 TOKEN_LENGTH = 12
@@ -35,6 +37,17 @@ def load_or_create_secret(session: Session, configured: str = "") -> str:
         session.add(row)
         session.flush()
     return row.value
+
+
+def ensure_token_secret(store: Store, config: GatewayConfig) -> None:
+    """Make sure the generated secret exists; safe when several processes start at once."""
+    if config.leads.resolved_secret():
+        return
+    try:
+        with store.transaction() as session:
+            load_or_create_secret(session)
+    except IntegrityError:
+        pass  # another process created it first; that one is the secret
 
 
 def tokens_from_store(session: Session, config: GatewayConfig) -> ReplyTokens:

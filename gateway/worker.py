@@ -21,6 +21,7 @@ from gateway.config import GatewayConfig
 from gateway.config_version import version_of_config
 from gateway.outbox import Outbox
 from gateway.render import Renderer
+from gateway.reply_tokens import ensure_token_secret
 from parsers.mail import parse_mail
 from parsers.model import UnparseableMail
 from store.db import Store
@@ -51,6 +52,9 @@ class Worker:
         self.config = config
         self.store = store
         self.clock = clock
+        # Created up front, in its own transaction: workers sharing a store would
+        # otherwise race to create it inside their mail transactions.
+        ensure_token_secret(store, config)
         self.config_version = config_version or version_of_config(config)
         self.classifier = Classifier(config, config_version=self.config_version)
         renderer = Renderer(config.template_dir)
@@ -161,8 +165,13 @@ class Worker:
 
     def _quarantine(self, item_id: int, reason: str) -> Outcome:
         with self.store.transaction() as session:
-            item = session.get(InboundItem, item_id)
+            item = session.get(InboundItem, item_id, with_for_update=not self.store.is_sqlite)
             assert item is not None
+            if item.state != "pending":
+                # Our failed attempt released the item, and another worker sharing the
+                # store has handled it since; its result stands.
+                log.info("item=%s failed here but was %s elsewhere", item_id, item.state)
+                return Outcome(item_id, item.state, item.decision, None, "handled elsewhere")
             item.state = "quarantined"
             item.attempts += 1
             item.error = reason
