@@ -42,6 +42,7 @@ class Daemon:
         self.config = config
         self.store = store
         self.clock = clock
+        store.migrate()  # the parts built below may read the store
         # Hot reload (gateway/config_reload.py) swaps the config between messages.
         self.reloader = reloader
         self.shadow_flag = shadow
@@ -122,7 +123,6 @@ class Daemon:
         return self.sender.deliver_due() > 0
 
     def start(self) -> None:
-        self.store.migrate()
         for name, step, wake in (
             ("worker", self._work_step, self._work_ready),
             ("outbox", self._send_step, self._mail_ready),
