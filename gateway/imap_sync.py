@@ -286,14 +286,16 @@ class FolderSync:
         stored = [(uid, item_id) for (uid, _), item_id in zip(present, item_ids, strict=True)]
         if stored:
             self.checkpoint("stored")
-        for _, item_id in stored:
-            self.on_stored(item_id)
         high = max(batch)
         if high > self.position.last_uid:
             self.position = FolderPosition(self.position.uidvalidity, high)
             if self._first_scan is None:
                 save_position(self.store, cfg.name, cfg.folder, self.position)
         self.checkpoint("recorded")
+        # The worker is woken once the batch is fully recorded (it would find the
+        # items within a second anyway); waking it earlier gains nothing.
+        for _, item_id in stored:
+            self.on_stored(item_id)
         if self.writable:
             if self.moves_configured:
                 self.awaiting.update(stored)
