@@ -161,17 +161,19 @@ def gateway(server: DovecotServer, count: int, store_url: str, workdir: Path) ->
     )
     daemon = Daemon(config, store, SystemClock())
     committed: dict[int, float] = {}
-    process_next = daemon.worker.process_next
+    process_batch = daemon.worker.process_batch
 
-    def timed(item_id: int | None = None) -> Outcome | None:
-        # Returns only after the worker's transaction committed: the case is durable.
-        outcome = process_next(item_id)
-        if outcome is not None and outcome.case_key is not None:
-            committed[outcome.item_id] = time.monotonic()
-            run.done[outcome.item_id] = 0.0  # counted now, mapped to its message below
-        return outcome
+    def timed(limit: int = 20) -> list[Outcome]:
+        # Returns only after the worker's transaction committed: the cases are durable.
+        outcomes = process_batch(limit)
+        now = time.monotonic()
+        for outcome in outcomes:
+            if outcome.case_key is not None:
+                committed[outcome.item_id] = now
+                run.done[outcome.item_id] = 0.0  # counted now, mapped to its message below
+        return outcomes
 
-    daemon.worker.process_next = timed  # type: ignore[method-assign]
+    daemon.worker.process_batch = timed  # type: ignore[method-assign]
     watcher = daemon.imap_watchers[0]
     stored: dict[int, float] = {}
     notify = watcher.sync.on_stored

@@ -113,8 +113,7 @@ class Daemon:
             snapshot = self.reloader.poll()
             if snapshot is not None:
                 apply_snapshot(self, snapshot)
-        outcome = self.worker.process_next()
-        if outcome is None:
+        if not self.worker.process_batch():
             return False
         self._mail_ready.set()
         return True

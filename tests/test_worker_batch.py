@@ -1,0 +1,49 @@
+"""The worker's batches: one commit for many mails, and one bad mail spoils nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from gateway.clock import FakeClock
+from gateway.ingest import store_inbound
+from gateway.worker import Worker
+from store.db import Store
+from store.models import Case, InboundItem
+from tests.conftest import make_config
+from tests.support.mails import build_mail
+
+
+def test_a_failing_mail_is_quarantined_alone(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    # An admin's template that breaks for one subject only.
+    (tmp_path / "acknowledgement.txt.j2").write_text(
+        "{% if 'boom' in case.subject %}{{ no_such_value }}{% endif %}Hello\\n"
+    )
+    worker = Worker(make_config(store, template_dir=str(tmp_path)), store, clock)
+    for subject in ("URGENT: one", "URGENT: boom", "URGENT: three", "just a question"):
+        store_inbound(store, build_mail(subject=subject), source="test", clock=clock)
+
+    outcomes = worker.process_batch()
+
+    assert [(o.state, o.decision) for o in outcomes] == [
+        ("done", "open"),
+        ("quarantined", None),
+        ("done", "open"),
+        ("done", "ignore"),
+    ]
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 2
+        bad = session.scalars(select(InboundItem).where(InboundItem.state == "quarantined")).one()
+    assert "no_such_value" in (bad.error or "")
+    assert worker.process_batch() == []
+
+
+def test_batches_are_bounded(store: Store, clock: FakeClock) -> None:
+    worker = Worker(make_config(store), store, clock)
+    for n in range(25):
+        store_inbound(store, build_mail(subject=f"URGENT: {n}"), source="test", clock=clock)
+    assert len(worker.process_batch(limit=20)) == 20
+    assert len(worker.process_batch(limit=20)) == 5
