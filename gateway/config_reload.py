@@ -1,4 +1,4 @@
-"""Safe hot reload: a new config is validated first and swapped in between messages.
+"""Safe hot reload: a new config is validated first and swapped in between worker transactions.
 
 Triggers are SIGHUP and a change of the config file's mtime or size (checked at most
 once a second by the worker thread). A new config that fails validation is rejected
