@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import smtplib
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 
 def build_mail(
@@ -19,6 +20,7 @@ def build_mail(
     references: str | None = None,
     headers: dict[str, str] | None = None,
     html: str | None = None,
+    date: datetime | None = None,
 ) -> bytes:
     message = EmailMessage()
     message["From"] = sender
@@ -27,7 +29,7 @@ def build_mail(
         message["Cc"] = cc
     message["Subject"] = subject
     message["Message-ID"] = message_id or make_msgid(domain="acme.example")
-    message["Date"] = "Mon, 23 Nov 2026 14:00:00 +0000"
+    message["Date"] = format_datetime(date or datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
     if references:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,6 +24,7 @@ from gateway.worker import Worker
 from store.db import Store
 from store.models import Case, OutboxMail
 from tests.conftest import make_config
+from tests.support.mails import build_mail
 from tests.support.smtp_sink import SmtpSink
 
 OWNERS_L1 = [{"name": "Senior Agent", "email": "senior@example.com"}]
@@ -105,19 +105,18 @@ def mail(
     in_reply_to: str | None = None,
     date: datetime | None = None,
 ) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    if cc:
-        message["Cc"] = cc
-    message["Subject"] = subject
-    message["Message-ID"] = f"<{message_id}>"
-    message["Date"] = format_datetime(date or datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
-    if in_reply_to:
-        message["In-Reply-To"] = f"<{in_reply_to}>"
-        message["References"] = f"<{in_reply_to}>"
-    message.set_content(body)
-    return message.as_bytes()
+    reply = f"<{in_reply_to}>" if in_reply_to else None
+    return build_mail(
+        sender=sender,
+        to=to,
+        cc=cc or None,
+        subject=subject,
+        body=body,
+        message_id=f"<{message_id}>",
+        in_reply_to=reply,
+        references=reply,
+        date=date,
+    )
 
 
 @dataclass(frozen=True)
