@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from gateway.cases import CaseActions
@@ -130,15 +131,21 @@ class Worker:
             outcomes.append(outcome)
         return outcomes
 
-    def _is_duplicate(self, session: Session, item: InboundItem) -> InboundItem | None:
+    def _is_duplicate(self, session: Session, item: InboundItem) -> Row[Any, Any, Any, Any] | None:
+        """The done item with the same Message-ID and bytes as this one, if any."""
         if not item.message_id:
             return None
-        # Only the content hash goes to the database, so the lookup is a walk of its
+        # Earlier items of this batch must be visible; the next query would flush
+        # them anyway, so flushing here first costs nothing extra.
+        session.flush()
+        inbound = InboundItem.__table__.c
+        # Only the content hash is filtered in SQL, so the lookup is a walk of its
         # index; a planner that chose the state index instead scanned every done item.
-        with session.no_autoflush:
-            same_bytes = session.scalars(
-                select(InboundItem).where(InboundItem.sha256 == item.sha256)
-            ).all()
+        same_bytes = session.connection().execute(
+            select(inbound.id, inbound.message_id, inbound.state, inbound.case_id).where(
+                inbound.sha256 == item.sha256
+            )
+        )
         return next(
             (
                 other
