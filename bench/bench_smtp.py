@@ -158,10 +158,11 @@ def make_store(url: str | None, folder: Path) -> Store:
     return store
 
 
-def gateway_config(store: Store, sink_port: int, cap: int) -> Any:
+def gateway_config(store: Store, sink_port: int, cap: int, processes: int) -> Any:
     return parse_config(
         {
             "store": {"url": store.url},
+            "worker": {"processes": processes},
             "smtp": {"port": free_port(), "accept_recipients": ["support@example.com"]},
             "outbound": {"mode": "smtp", "host": "127.0.0.1", "port": sink_port},
             "auto_reply": {"max_per_address_per_hour": cap},
@@ -175,9 +176,11 @@ def count(store: Store, query: Any) -> int:
         return int(session.scalar(query) or 0)
 
 
-def gateway_throughput(store: Store, mails: list[bytes], folder: Path) -> tuple[float, int, int]:
+def gateway_throughput(
+    store: Store, mails: list[bytes], folder: Path, processes: int
+) -> tuple[float, int, int]:
     sink = SinkProcess(folder).__enter__()
-    config = gateway_config(store, sink.port, cap=len(mails) * 2)
+    config = gateway_config(store, sink.port, cap=len(mails) * 2, processes=processes)
     daemon = Daemon(config, store, SystemClock())
     daemon.start()
     try:
@@ -194,9 +197,11 @@ def gateway_throughput(store: Store, mails: list[bytes], folder: Path) -> tuple[
     return len(mails) / elapsed, stored, done
 
 
-def latency_at_rate(store: Store, rate: float, seconds: float, folder: Path) -> list[float]:
+def latency_at_rate(
+    store: Store, rate: float, seconds: float, folder: Path, processes: int
+) -> list[float]:
     sink = SinkProcess(folder).__enter__()
-    config = gateway_config(store, sink.port, cap=10_000)
+    config = gateway_config(store, sink.port, cap=10_000, processes=processes)
     daemon = Daemon(config, store, SystemClock())
     daemon.start()
     accepted: dict[str, float] = {}
@@ -233,17 +238,24 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="[worker] processes for the gateway (0: the worker is a thread of `run`)",
+    )
     args = parser.parse_args()
     mails = [three_kb_mail(n) for n in range(args.messages)]
     with tempfile.TemporaryDirectory() as folder:
         store = make_store(args.store_url, Path(folder))
         print(
             f"store: {store.engine.dialect.name}; {args.messages} mails of "
-            f"{len(mails[0])} bytes from {CLIENTS} clients; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            f"{len(mails[0])} bytes from {CLIENTS} clients; worker processes: "
+            f"{args.worker_processes}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         )
         base = baseline(mails)
         print(f"baseline  bare aiosmtpd, count only:      {base:8.1f} msg/s")
-        full, stored, done = gateway_throughput(store, mails, Path(folder))
+        full, stored, done = gateway_throughput(store, mails, Path(folder), args.worker_processes)
         print(
             f"gateway   store+parse+classify+case+ack:  {full:8.1f} msg/s   "
             f"ratio {full / base:.3f}x"
@@ -251,7 +263,9 @@ def main() -> None:
         lost = args.messages - stored
         print(f"          sent {args.messages}, stored {stored}, processed {done}, lost {lost}")
         store = make_store(args.store_url, Path(folder))
-        latencies = latency_at_rate(store, args.rate, args.seconds, Path(folder))
+        latencies = latency_at_rate(
+            store, args.rate, args.seconds, Path(folder), args.worker_processes
+        )
         print(
             f"latency   250 -> acknowledgement at sink, {args.rate:.0f} msg/s for "
             f"{args.seconds:.0f}s ({len(latencies)} mails): "

@@ -117,6 +117,13 @@ class OutboundConfig(_Model):
         return self.password
 
 
+class WorkerConfig(_Model):
+    """Where mail is parsed, classified and acted on: a thread, or child processes."""
+
+    processes: int = Field(default=0, ge=0, le=64)
+    batch_size: int = Field(default=20, ge=1, le=1000)
+
+
 class AutoReplyConfig(_Model):
     max_per_address_per_hour: int = Field(default=5, ge=0)
     own_addresses: tuple[str, ...] = ()
@@ -451,6 +458,7 @@ class GatewayConfig(_Model):
     smtp: SmtpListenerConfig = SmtpListenerConfig()
     outbound: OutboundConfig = OutboundConfig()
     auto_reply: AutoReplyConfig = AutoReplyConfig()
+    worker: WorkerConfig = WorkerConfig()
     calendars: dict[str, CalendarConfig] = Field(
         default_factory=lambda: {"business": CalendarConfig()}
     )
@@ -485,6 +493,13 @@ class GatewayConfig(_Model):
                 calendar.build()
             except (ValueError, KeyError) as exc:
                 raise ValueError(f"calendar {name!r}: {exc}") from None
+        if self.worker.processes > 1 and self.store.url.startswith("sqlite"):
+            # SQLite has one writer at a time, and its workers' claims do not lock:
+            # a second process would wait for the first, or take the same mail.
+            raise ValueError(
+                f"worker.processes = {self.worker.processes} needs a PostgreSQL store; "
+                "with SQLite use 0 or 1"
+            )
         return self
 
     def level(self, number: int) -> LevelConfig:

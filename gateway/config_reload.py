@@ -5,11 +5,14 @@ once a second by the worker thread). A new config that fails validation is rejec
 with the exact error line and the daemon keeps running on the old one: a typo during
 an edit must never stop mail handling. The swap happens in the worker thread before
 it claims the next item, so no item is ever half handled by two configs, and every
-processed item records the version that decided it.
+processed item records the version that decided it. With `[worker] processes = N` the
+supervising thread does the check, and the worker processes are replaced as a
+generation: each old one finishes its batch and exits, new ones start on the new
+config.
 
 Some keys are bound at start (listener socket, store, IMAP mailboxes, monitoring
 port, log format); a change to those is logged as needing a restart and otherwise
-ignored until then.
+ignored until then (so is `[worker]`, the number of worker processes).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.config")
 
-RESTART_ONLY = ("store", "smtp", "imap", "monitoring", "logging")
+RESTART_ONLY = ("store", "smtp", "imap", "monitoring", "logging", "worker")
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ class ConfigReloader:
 def apply_snapshot(daemon: Daemon, snapshot: ConfigSnapshot) -> None:
     """Give the daemon's parts the new config; called in the worker thread between items.
 
-    The worker is replaced outright (classifier, case actions, outbox renderer). The
+    The worker is replaced outright (classifier, case actions, outbox renderer), or,
+    with worker processes, the processes are (see WorkerProcesses.replace). The
     outbox sender and the timer ticker run in other threads; each reads its attribute
     once per step, so replacing the object swaps them at their next step.
     """
@@ -171,6 +175,8 @@ def apply_snapshot(daemon: Daemon, snapshot: ConfigSnapshot) -> None:
     daemon.worker = Worker(
         config, daemon.store, daemon.clock, shadow=shadow, config_version=snapshot.version
     )
+    if daemon.worker_processes is not None:
+        daemon.worker_processes.replace(daemon.worker_spec(config, snapshot.version))
     daemon.sender = OutboxSender(config.outbound, daemon.store, daemon.clock)
     daemon.timers.ticker = TimerTicker(config, daemon.store, daemon.clock, shadow=shadow)
     daemon.config = config

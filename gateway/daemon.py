@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
@@ -24,9 +25,18 @@ from gateway.monitoring import MonitoringServer, monitoring_for
 from gateway.smtp_listener import InboundHandler, RecipientPolicy, SmtpListener
 from gateway.timers import TimerThread, TimerTicker
 from gateway.worker import Worker
+from gateway.worker_processes import WakePipe, WorkerProcesses, WorkerSpec
 from store.db import Store
 
 log = logging.getLogger("gateway.daemon")
+
+
+class Wakeup(Protocol):
+    """A threading.Event, or a multiprocessing one when workers run in processes."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class Daemon:
@@ -57,7 +67,18 @@ class Daemon:
         self.sender = OutboxSender(config.outbound, store, clock)
         self._stop = threading.Event()
         self._work_ready = threading.Event()
-        self._mail_ready = threading.Event()
+        self._mail_ready: Wakeup = threading.Event()
+        # `[worker] processes = N`: the worker runs in N child processes instead of a
+        # thread (gateway/worker_processes.py); wake-ups must then cross processes.
+        self.worker_processes: WorkerProcesses | None = None
+        self._supervisor_wake = threading.Event()
+        if config.worker.processes > 0:
+            self._mail_ready = WakePipe()
+            self.worker_processes = WorkerProcesses(
+                config.worker.processes,
+                self.worker_spec(config, self.worker.config_version),
+                self._mail_ready,
+            )
         self._threads: list[threading.Thread] = []
         self.monitoring: MonitoringServer | None = None
         # SLA timers and status mail; wakes the outbox sender when it wrote mail.
@@ -79,14 +100,27 @@ class Daemon:
             for mailbox in config.imap
         ]
 
+    def worker_spec(self, config: GatewayConfig, config_version: str) -> WorkerSpec:
+        return WorkerSpec(
+            config=config,
+            store_url=self.store.url,
+            clock=self.clock,
+            shadow=self.shadow_flag or config.shadow,
+            config_version=config_version,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+
     def notify_stored(self, _item_id: int | None = None) -> None:
-        self._work_ready.set()
+        if self.worker_processes is not None:
+            self.worker_processes.wake()
+        else:
+            self._work_ready.set()
 
     def _imap_fatal(self, _message: str) -> None:
         self.exit_code = 2
         self._stop.set()
 
-    def _loop(self, name: str, step: Callable[[], bool], wake: threading.Event) -> None:
+    def _loop(self, name: str, step: Callable[[], bool], wake: Wakeup) -> None:
         """Run `step` until it reports no work, then sleep until woken or a second passes."""
         failures = 0
         while not self._stop.is_set():
@@ -107,23 +141,40 @@ class Daemon:
         if self.reloader is not None:
             self.reloader.request()
             self._work_ready.set()
+            if self.worker_processes is not None:
+                self._supervisor_wake.set()
 
-    def _work_step(self) -> bool:
+    def _poll_reload(self) -> None:
         if self.reloader is not None:
             snapshot = self.reloader.poll()
             if snapshot is not None:
                 apply_snapshot(self, snapshot)
-        if not self.worker.process_batch():
+
+    def _work_step(self) -> bool:
+        self._poll_reload()
+        if not self.worker.process_batch(self.config.worker.batch_size):
             return False
         self._mail_ready.set()
         return True
+
+    def _supervise_step(self) -> bool:
+        """With worker processes, this thread only reloads config and restarts children."""
+        assert self.worker_processes is not None
+        self._poll_reload()
+        self.worker_processes.supervise()
+        return False
 
     def _send_step(self) -> bool:
         return self.sender.deliver_due() > 0
 
     def start(self) -> None:
+        work: tuple[Callable[[], bool], Wakeup] = (self._work_step, self._work_ready)
+        if self.worker_processes is not None:
+            self.worker_processes.start()
+            # The supervisor wakes once a second, or at once on stop or reload.
+            work = (self._supervise_step, self._supervisor_wake)
         for name, step, wake in (
-            ("worker", self._work_step, self._work_ready),
+            ("worker", *work),
             ("outbox", self._send_step, self._mail_ready),
         ):
             thread = threading.Thread(
@@ -153,9 +204,14 @@ class Daemon:
         self.timers.stop(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self._work_ready.set()
+        if self.worker_processes is not None:
+            self._supervisor_wake.set()
+            self.worker_processes.stop(max(0.0, deadline - time.monotonic()))
         self._mail_ready.set()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if isinstance(self._mail_ready, WakePipe):
+            self._mail_ready.close()
         if self.monitoring is not None:
             self.monitoring.stop()
         log.info("gateway stopped")
