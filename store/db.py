@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.sqlite_writers import connection_class_for
+
 
 def _normalise_url(url: str) -> str:
     # Admins write the URL their DBA gave them; psycopg 3 is the driver we ship.
@@ -33,7 +35,12 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def create_store_engine(url: str) -> Engine:
     url = _normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+        database = make_url(url).database
+        if database and database != ":memory:":
+            # Writers queue in the kernel instead of polling (store/sqlite_writers.py).
+            connect_args["factory"] = connection_class_for(database)
+        engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
