@@ -34,7 +34,6 @@ from imapclient import IMAPClient  # noqa: E402
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.daemon import Daemon  # noqa: E402
-from gateway.worker import Outcome  # noqa: E402
 from store.db import Store  # noqa: E402
 from tests.support.dovecot import DovecotServer  # noqa: E402
 
@@ -134,7 +133,46 @@ def baseline(server: DovecotServer, count: int) -> Run:
     return run
 
 
-def gateway(server: DovecotServer, count: int, store_url: str, workdir: Path) -> Run:
+class CommitWatcher:
+    """Notes when each item's case becomes visible in the store, from outside the daemon.
+
+    The worker may run in another process, so its commits are observed the way any
+    reader would see them: a query every few milliseconds for items newly done.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        from sqlalchemy import select
+
+        from store.models import InboundItem
+
+        while not self._stop.is_set():
+            # All done ids each time: a few hundred rows, and none missed when batches
+            # commit out of id order.
+            with self.store.session() as session:
+                done = session.scalars(select(InboundItem.id).where(InboundItem.state == "done"))
+                now = time.monotonic()
+                for item_id in done:
+                    self.seen.setdefault(item_id, now)
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> CommitWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def gateway(
+    server: DovecotServer, count: int, store_url: str, workdir: Path, processes: int
+) -> Run:
     run = Run("gateway")
     user = "bench-gw"
     server.add_user(user, PASSWORD)
@@ -144,6 +182,7 @@ def gateway(server: DovecotServer, count: int, store_url: str, workdir: Path) ->
             "store": {"url": store_url},
             "smtp": {"enabled": False},
             "outbound": {"mode": "maildir", "maildir": str(workdir / "outgoing")},
+            "worker": {"processes": processes},
             "imap": [
                 {
                     "name": "bench",
@@ -160,20 +199,6 @@ def gateway(server: DovecotServer, count: int, store_url: str, workdir: Path) ->
         "<bench>",
     )
     daemon = Daemon(config, store, SystemClock())
-    committed: dict[int, float] = {}
-    process_batch = daemon.worker.process_batch
-
-    def timed(limit: int = 20) -> list[Outcome]:
-        # Returns only after the worker's transaction committed: the cases are durable.
-        outcomes = process_batch(limit)
-        now = time.monotonic()
-        for outcome in outcomes:
-            if outcome.case_key is not None:
-                committed[outcome.item_id] = now
-                run.done[outcome.item_id] = 0.0  # counted now, mapped to its message below
-        return outcomes
-
-    daemon.worker.process_batch = timed  # type: ignore[method-assign]
     watcher = daemon.imap_watchers[0]
     stored: dict[int, float] = {}
     notify = watcher.sync.on_stored
@@ -187,13 +212,18 @@ def gateway(server: DovecotServer, count: int, store_url: str, workdir: Path) ->
     if not watcher.ready.wait(10):
         raise SystemExit("gateway watcher did not connect")
     try:
-        append_all(server, user, run, count)
-        run.wait(count, timeout=300)
+        with CommitWatcher(store) as commits:
+            append_all(server, user, run, count)
+            deadline = time.monotonic() + 300
+            while len(commits.seen) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
     finally:
         daemon.stop()
-    seqs = {item_id: _seq_of_item(store, item_id) for item_id in committed}
-    run.done = {seqs[item_id]: at for item_id, at in committed.items()}
-    run.stored = {seqs[item_id]: stored[item_id] for item_id in committed}
+    seqs = {item_id: _seq_of_item(store, item_id) for item_id in commits.seen}
+    run.done = {seqs[item_id]: at for item_id, at in commits.seen.items()}
+    run.stored = {seqs[item_id]: stored[item_id] for item_id in commits.seen}
+    if len(run.done) < count:
+        raise SystemExit(f"gateway: only {len(run.done)}/{count} done")
     store.dispose()
     return run
 
@@ -243,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="append at this many msg/s (default: burst)"
     )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="[worker] processes for the gateway (0: the worker is a thread of `run`)",
+    )
     args = parser.parse_args(argv)
     global RATE
     RATE = args.rate
@@ -251,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         store_url = args.store_url or f"sqlite:///{workdir / 'bench.db'}"
         Store(store_url).migrate()
         pace = f"{args.rate:g} msg/s" if args.rate else "burst"
-        print(f"store: {store_url.split('@')[-1]}, messages: {args.messages}, appends: {pace}")
+        print(
+            f"store: {store_url.split('@')[-1]}, messages: {args.messages}, appends: {pace}, "
+            f"worker processes: {args.worker_processes}"
+        )
         with DovecotServer() as server:
             runs: list[Any] = [baseline(server, args.messages)]
-            runs.append(gateway(server, args.messages, store_url, workdir))
+            runs.append(gateway(server, args.messages, store_url, workdir, args.worker_processes))
         report(runs)
     return 0
 
