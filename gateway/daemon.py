@@ -65,6 +65,7 @@ class Daemon:
             config_version=reloader.current.version if reloader else None,
         )
         self.sender = OutboxSender(config.outbound, store, clock)
+        self._active_sender = self.sender  # the one the outbox thread uses
         self._stop = threading.Event()
         self._work_ready = threading.Event()
         self._mail_ready: Wakeup = threading.Event()
@@ -165,7 +166,12 @@ class Daemon:
         return False
 
     def _send_step(self) -> bool:
-        return self.sender.deliver_due() > 0
+        sender = self.sender
+        if sender is not self._active_sender:
+            # A reload replaced the sender; its kept connection goes with it.
+            self._active_sender.close()
+            self._active_sender = sender
+        return sender.deliver_due(keep_open=True) > 0
 
     def start(self) -> None:
         work: tuple[Callable[[], bool], Wakeup] = (self._work_step, self._work_ready)
@@ -210,6 +216,7 @@ class Daemon:
         self._mail_ready.set()
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._active_sender.close()
         if isinstance(self._mail_ready, WakePipe):
             self._mail_ready.close()
         if self.monitoring is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -57,6 +58,43 @@ def test_failing_mail_goes_dead_after_max_attempts(
     assert {m.state for m in mails} == {"dead"}
     assert all(m.attempts == 3 and "554" in (m.last_error or "") for m in mails)
     assert smtp_sink.mails == []
+
+
+def test_a_kept_connection_dropped_by_the_smarthost_is_replaced_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    sink = SmtpSink(idle_timeout=0.3)
+    sink.start()
+    try:
+        sender = OutboxSender(make_config(store, sink).outbound, store, clock)
+        queue_mail(store, sink, clock)
+        assert sender.deliver_due(keep_open=True) == 2
+        kept = sender._transport
+        # The smarthost drops the idle connection (421); the sender does not know yet.
+        time.sleep(0.8)
+        queue_mail(store, sink, clock)
+        assert sender.deliver_due(keep_open=True) == 2
+        assert sender._transport is not None and sender._transport is not kept
+    finally:
+        sender.close()
+        sink.stop()
+    assert len(sink.wait_for(4)) == 4
+    assert [(m.state, m.attempts) for m in outbox(store)] == [("sent", 1)] * 4
+
+
+def test_a_kept_connection_carries_the_next_run(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sender = OutboxSender(make_config(store, smtp_sink).outbound, store, clock)
+    queue_mail(store, smtp_sink, clock)
+    assert sender.deliver_due(keep_open=True) == 2
+    kept = sender._transport
+    queue_mail(store, smtp_sink, clock)
+    assert sender.deliver_due(keep_open=True) == 2
+    assert kept is not None and sender._transport is kept
+    sender.close()
+    assert sender._transport is None
+    assert len(smtp_sink.wait_for(4)) == 4
 
 
 def outbox(store: Store) -> list[OutboxMail]:

@@ -68,7 +68,7 @@ class _SinkHandler:
 
 
 class SmtpSink:
-    def __init__(self) -> None:
+    def __init__(self, idle_timeout: float = 300) -> None:
         self.mails: list[ReceivedMail] = []
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -76,7 +76,12 @@ class SmtpSink:
         self.delay = 0.0  # seconds each DATA takes: a slow smarthost
         self.port = free_port()
         self.controller = Controller(
-            _SinkHandler(self), hostname="127.0.0.1", port=self.port, decode_data=False
+            _SinkHandler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            decode_data=False,
+            # Seconds before an idle client is dropped with 421, as real servers do.
+            timeout=idle_timeout,
         )
 
     def start(self) -> None:
