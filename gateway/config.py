@@ -494,8 +494,8 @@ class GatewayConfig(_Model):
             except (ValueError, KeyError) as exc:
                 raise ValueError(f"calendar {name!r}: {exc}") from None
         if self.worker.processes > 1 and self.store.url.startswith("sqlite"):
-            # SQLite has one writer at a time, and its workers' claims do not lock:
-            # a second process would wait for the first, or take the same mail.
+            # SQLite has one writer at a time, and a worker writes for nearly all of
+            # its transaction: a second process would only wait for the first.
             raise ValueError(
                 f"worker.processes = {self.worker.processes} needs a PostgreSQL store; "
                 "with SQLite use 0 or 1"

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from gateway.cases import CaseActions
@@ -64,26 +64,53 @@ class Worker:
         self.outbox = Outbox(config, renderer, shadow=self.shadow)
         self.actions = CaseActions(config, self.outbox, self.classifier.directory)
 
-    def _claim(self, session: Session, item_id: int | None) -> InboundItem | None:
-        query = select(InboundItem).where(InboundItem.state == "pending")
+    def _claim(self, session: Session, limit: int, item_id: int | None = None) -> list[InboundItem]:
+        """Take up to `limit` pending items (or the given one) for this transaction."""
+        pending = select(InboundItem).where(InboundItem.state == "pending")
         if item_id is not None:
-            query = query.where(InboundItem.id == item_id)
-        query = query.order_by(InboundItem.id).limit(1)
+            pending = pending.where(InboundItem.id == item_id)
+        pending = pending.order_by(InboundItem.id).limit(limit)
         if not self.store.is_sqlite:
-            # Several daemons may share one PostgreSQL store; each takes a different item.
-            query = query.with_for_update(skip_locked=True)
-        return session.scalar(query)
+            # Several daemons may share one PostgreSQL store; each takes other items.
+            return list(session.scalars(pending.with_for_update(skip_locked=True)))
+        # SQLite has no row locks, and another worker (an `ingest` run, a worker
+        # process) may have read the same items. The guarded write waits for the
+        # database's write lock, and under it only the items still pending come back:
+        # those are ours until commit. If another worker took them all meanwhile, the
+        # second look already runs under our lock, so it sees the truth.
+        for _ in range(2):
+            candidates = list(session.scalars(pending))
+            if not candidates:
+                return []
+            claimed = set(
+                session.scalars(
+                    update(InboundItem)
+                    .where(
+                        InboundItem.id.in_([item.id for item in candidates]),
+                        InboundItem.state == "pending",
+                    )
+                    .values(state="pending")
+                    .returning(InboundItem.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            for item in candidates:
+                if item.id not in claimed:
+                    session.expunge(item)
+            if claimed:
+                return [item for item in candidates if item.id in claimed]
+        return []
 
     def process_next(self, item_id: int | None = None) -> Outcome | None:
         """Process one pending item (the oldest, or the given one). None if nothing waits."""
         claimed_id: int | None = None
         try:
             with self.store.transaction() as session:
-                item = self._claim(session, item_id)
-                if item is None:
+                claimed = self._claim(session, 1, item_id)
+                if not claimed:
                     return None
-                claimed_id = item.id
-                return self._process(session, item)
+                claimed_id = claimed[0].id
+                return self._process(session, claimed[0])
         except UnparseableMail as exc:
             if claimed_id is None:
                 raise
@@ -105,15 +132,7 @@ class Worker:
         ids: list[int] = []
         try:
             with self.store.transaction() as session:
-                query = (
-                    select(InboundItem)
-                    .where(InboundItem.state == "pending")
-                    .order_by(InboundItem.id)
-                    .limit(limit)
-                )
-                if not self.store.is_sqlite:
-                    query = query.with_for_update(skip_locked=True)
-                items = list(session.scalars(query))
+                items = self._claim(session, limit)
                 ids = [item.id for item in items]
                 return [self._process(session, item) for item in items]
         except Exception:

@@ -208,10 +208,9 @@ class WorkerProcesses:
     def replace(self, spec: WorkerSpec, timeout: float = 30.0) -> None:
         """Swap in a new config: old children finish their batch, new ones take over.
 
-        The old generation is gone before the new one starts. On SQLite a worker's
-        claim is a plain read, so two generations side by side could both take the
-        same mail; the pause costs the new children's start-up, about a second, with
-        mail waiting safely in the store.
+        The old generation is gone before the new one starts, so no mail is ever
+        decided by a mix of the two configs in one batch's time; the pause costs the
+        new children's start-up, about a second, with mail waiting in the store.
         """
         self.stop(timeout)
         self._generation = _Generation(spec)
