@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from store.db import Store
 from store.models import ImapFolderState
@@ -46,26 +47,34 @@ def load_position(store: Store, mailbox: str, folder: str) -> FolderPosition | N
 
 
 def save_position(store: Store, mailbox: str, folder: str, position: FolderPosition) -> None:
-    """Record the position; within one UIDVALIDITY, last_uid never moves backwards."""
+    """Record the position in a transaction of its own."""
     with store.transaction() as session:
-        query = select(ImapFolderState).where(
-            ImapFolderState.mailbox == mailbox, ImapFolderState.folder == folder
-        )
-        if not store.is_sqlite:
-            query = query.with_for_update()
-        row = session.scalar(query)
-        if row is None:
-            session.add(
-                ImapFolderState(
-                    mailbox=mailbox,
-                    folder=folder,
-                    uidvalidity=_to_db(position.uidvalidity),
-                    last_uid=_to_db(position.last_uid),
-                )
+        record_position(session, store, mailbox, folder, position)
+
+
+def record_position(
+    session: Session, store: Store, mailbox: str, folder: str, position: FolderPosition
+) -> None:
+    """Record the position in the caller's transaction; within one UIDVALIDITY,
+    last_uid never moves backwards."""
+    query = select(ImapFolderState).where(
+        ImapFolderState.mailbox == mailbox, ImapFolderState.folder == folder
+    )
+    if not store.is_sqlite:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None:
+        session.add(
+            ImapFolderState(
+                mailbox=mailbox,
+                folder=folder,
+                uidvalidity=_to_db(position.uidvalidity),
+                last_uid=_to_db(position.last_uid),
             )
-            return
-        same_epoch = _from_db(row.uidvalidity) == position.uidvalidity
-        if same_epoch and _from_db(row.last_uid) >= position.last_uid:
-            return
-        row.uidvalidity = _to_db(position.uidvalidity)
-        row.last_uid = _to_db(position.last_uid)
+        )
+        return
+    same_epoch = _from_db(row.uidvalidity) == position.uidvalidity
+    if same_epoch and _from_db(row.last_uid) >= position.last_uid:
+        return
+    row.uidvalidity = _to_db(position.uidvalidity)
+    row.last_uid = _to_db(position.last_uid)

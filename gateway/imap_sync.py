@@ -1,11 +1,13 @@
 """Bring one IMAP folder's new mail into the store, in an order that never loses mail.
 
 For every message above the recorded UID: fetch with BODY.PEEK[] (so fetching alone
-never marks it read), commit the fetched batch with `store_inbound_many`, record the
-new last UID, and only then flag it \\Seen. A crash anywhere in that sequence leaves
-the message either unstored (fetched again next time) or stored but not yet recorded
-(fetched and stored again; the worker sees the same Message-ID and content already
-done and marks the copy "duplicate", so no second case or reply).
+never marks it read), commit the fetched batch together with the new last UID, and
+only then flag it \\Seen. A crash anywhere in that sequence leaves the message either
+unstored and unrecorded (fetched again next time) or stored and recorded but not
+flagged (flagged on the next start's reconciliation). During a first scan, or after a
+UIDVALIDITY change, the position is saved once the whole scan is stored; a crash
+before that stores the scan again, and the worker sees the same Message-ID and
+content already done and marks each copy "duplicate", so no second case or reply.
 
 Moving to the processed or quarantine folder waits for the worker's verdict, which
 the sync learns by looking up the items it stored. Nothing is deleted except by MOVE.
@@ -25,8 +27,8 @@ from sqlalchemy import select
 from gateway.clock import Clock
 from gateway.imap_config import ImapMailboxConfig
 from gateway.imap_connection import ImapFailure
-from gateway.imap_state import FolderPosition, load_position, save_position
-from gateway.ingest import content_hash, store_inbound_many
+from gateway.imap_state import FolderPosition, load_position, record_position, save_position
+from gateway.ingest import content_hash, inbound_row, insert_rows
 from store.db import Store
 from store.models import InboundItem
 
@@ -280,17 +282,19 @@ class FolderSync:
                 log.info("%s: UID %s vanished before it could be fetched", cfg.describe(), uid)
                 continue
             present.append((uid, bytes(raw)))
-        item_ids = store_inbound_many(
-            self.store, [raw for _, raw in present], source=cfg.source, clock=self.clock
-        )
+        rows = [inbound_row(raw, source=cfg.source, clock=self.clock) for _, raw in present]
+        high = max(batch)
+        advanced = FolderPosition(self.position.uidvalidity, max(high, self.position.last_uid))
+        # The batch's mail and the new last UID are one commit: one turn at the store's
+        # write lock instead of two, and no crash can separate them.
+        with self.store.transaction() as session:
+            item_ids = insert_rows(session.connection(), rows)
+            if self._first_scan is None and advanced != self.position:
+                record_position(session, self.store, cfg.name, cfg.folder, advanced)
+        self.position = advanced
         stored = [(uid, item_id) for (uid, _), item_id in zip(present, item_ids, strict=True)]
         if stored:
             self.checkpoint("stored")
-        high = max(batch)
-        if high > self.position.last_uid:
-            self.position = FolderPosition(self.position.uidvalidity, high)
-            if self._first_scan is None:
-                save_position(self.store, cfg.name, cfg.folder, self.position)
         self.checkpoint("recorded")
         # The worker is woken once the batch is fully recorded (it would find the
         # items within a second anyway); waking it earlier gains nothing.

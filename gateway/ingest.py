@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from gateway.clock import Clock
 from store.db import Store
@@ -93,13 +93,13 @@ def store_rows(store: Store, rows: Sequence[dict[str, object]]) -> list[int]:
     """
     if not rows:
         return []
-    statement = insert(InboundItem).returning(InboundItem.id, sort_by_parameter_order=True)
     with store.engine.begin() as connection:
-        return [int(row_id) for row_id in connection.execute(statement, list(rows)).scalars()]
+        return insert_rows(connection, rows)
 
 
-def store_inbound_many(
-    store: Store, raws: Sequence[bytes], *, source: str, clock: Clock
-) -> list[int]:
-    """Commit several messages in one transaction (a fetched IMAP batch); ids in order."""
-    return store_rows(store, [_row(raw, source, clock, None, ()) for raw in raws])
+def insert_rows(connection: Connection, rows: Sequence[dict[str, object]]) -> list[int]:
+    """Insert inbound items in the caller's transaction; their ids in the order given."""
+    if not rows:
+        return []
+    statement = insert(InboundItem).returning(InboundItem.id, sort_by_parameter_order=True)
+    return [int(row_id) for row_id in connection.execute(statement, list(rows)).scalars()]
