@@ -336,14 +336,19 @@ def monitoring_for(daemon: Daemon) -> MonitoringServer:
     for watcher in daemon.imap_watchers:
         # The watcher keeps its thread private; it is alive while the mailbox is watched.
         threads[f"imap:{watcher.config.name}"] = _thread_of(watcher)
+    probes = daemon_probes(
+        (lambda: listener.controller.loop.is_running()) if listener is not None else None,
+        threads,
+    )
+    processes = daemon.worker_processes
+    if processes is not None:
+        # Healthy while every child runs; one being restarted after a crash is not.
+        probes["worker_processes"] = lambda: processes.alive() == processes.count
     return MonitoringServer(
         daemon.config.monitoring,
         daemon.store,
         daemon.clock,
-        daemon_probes(
-            (lambda: listener.controller.loop.is_running()) if listener is not None else None,
-            threads,
-        ),
+        probes,
         timers_running=lambda: daemon.timers._thread is not None,
     )
 

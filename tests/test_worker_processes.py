@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -65,15 +68,30 @@ def test_a_worker_process_opens_cases_and_the_parent_sends_the_replies(
     assert {m.rcpt_tos[0] for m in smtp_sink.to("c3@acme.example")} == {"c3@acme.example"}
 
 
+def _worker_health(daemon: Daemon) -> bool:
+    assert daemon.monitoring is not None
+    url = f"http://127.0.0.1:{daemon.monitoring.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+    return bool(json.loads(body)["components"]["worker_processes"])
+
+
 def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(
     store: Store, smtp_sink: SmtpSink
 ) -> None:
-    daemon = Daemon(make_config(store, smtp_sink, worker={"processes": 1}), store, SystemClock())
+    config = make_config(
+        store, smtp_sink, worker={"processes": 1}, monitoring={"enabled": True, "port": 0}
+    )
+    daemon = Daemon(config, store, SystemClock())
     daemon.start()
     try:
+        assert _worker_health(daemon)
         (first,) = _children(daemon)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: daemon.worker_processes.alive() == 0, what="the child to die")  # type: ignore[union-attr]
+        wait_until(lambda: not _worker_health(daemon), what="/healthz to report the dead child")
         # Mail keeps being accepted while no worker runs; it waits in the store.
         send(daemon.config.smtp.port, build_mail(subject="URGENT: while down"))
         wait_until(
@@ -81,6 +99,7 @@ def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(
             what="a new child to process the waiting mail",
             timeout=20,
         )
+        assert _worker_health(daemon)
     finally:
         daemon.stop()
     (item,) = _items(store)
