@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.accounts import AccountDirectory
 from gateway.business_calendar import format_duration
@@ -25,7 +27,25 @@ from gateway.status_updates import StatusUpdates
 from gateway.timefmt import format_when
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail
-from store.models import Case, CaseEvent, InboundItem, MessageLink
+from store.models import Base, Case, CaseEvent, InboundItem, MessageLink
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_CASES = _table(Case)
+_SET_KEY = update(_CASES).where(_CASES.c.id == bindparam("case_id")).values(key=bindparam("key"))
+# A mail's own audit event is written with Core on the session's connection, inside
+# its transaction: as an ORM object it cost more to track and flush than to write.
+# Nothing reads events back through the session (`Case.events` is never loaded), and
+# ids still follow the order of events: a mail writes this event before any ORM event
+# of its own, and reaches an earlier mail's case only through a query, whose autoflush
+# writes that mail's events first. Inline: nobody needs the new id, so PostgreSQL is
+# not asked for it.
+_INSERT_EVENT = insert(_table(CaseEvent)).inline()
 
 CUSTOMER_FACING_STATES = frozenset({"open", "acknowledged", "investigating", "waiting_on_customer"})
 
@@ -70,16 +90,17 @@ class CaseActions:
         data: dict[str, Any] | None = None,
         item: InboundItem | None = None,
     ) -> None:
-        session.add(
-            CaseEvent(
-                case_id=case.id,
-                at=now,
-                kind=kind,
-                actor=actor,
-                detail=detail,
-                data=data or {},
-                inbound_item_id=item.id if item else None,
-            )
+        session.connection().execute(
+            _INSERT_EVENT,
+            {
+                "case_id": case.id,
+                "at": now,
+                "kind": kind,
+                "actor": actor,
+                "detail": detail,
+                "data": data or {},
+                "inbound_item_id": item.id if item else None,
+            },
         )
 
     def _link_inbound(
@@ -223,11 +244,18 @@ class CaseActions:
             updated_at=now,
             root_message_id=mail.message_id or None,
         )
-        session.add(case)
-        session.flush()
-        case.key = f"{self.config.case_key_prefix}-{case.id:06d}"
+        # Everything but the key goes out with the INSERT. The owner is chosen before
+        # the case joins the session: the rotation query autoflushes, and would
+        # otherwise insert the case without its owner and update it afterwards.
         self._set_deadlines(case, item.received_at)
         owner_reason = self._assign(session, case)
+        session.add(case)
+        session.flush()
+        # The key needs the id. Written here and marked as stored, it leaves the case
+        # clean, so the next flush has no UPDATE of it to work out.
+        key = f"{self.config.case_key_prefix}-{case.id:06d}"
+        session.connection().execute(_SET_KEY, {"case_id": case.id, "key": key})
+        set_committed_value(case, "key", key)
         self._link_inbound(session, case, mail, item, now)
         self._event(
             session,
