@@ -158,18 +158,20 @@ class CommitWatcher:
 
         from store.models import InboundItem
 
+        # Every id below `low` is seen; a poll reads only from there up, so it stays a
+        # few rows (items commit nearly in id order) and costs the daemon's process,
+        # which this thread shares, almost nothing.
+        low = self.after + 1
         while not self._stop.is_set():
-            # All done ids each time: a few hundred rows, and none missed when batches
-            # commit out of id order.
             with self.store.session() as session:
                 done = session.scalars(
-                    select(InboundItem.id).where(
-                        InboundItem.id > self.after, InboundItem.state == "done"
-                    )
+                    select(InboundItem.id).where(InboundItem.id >= low, InboundItem.state == "done")
                 )
                 now = time.monotonic()
                 for item_id in done:
                     self.seen.setdefault(item_id, now)
+            while low in self.seen:
+                low += 1
             self._stop.wait(0.005)
 
     def __enter__(self) -> CommitWatcher:
