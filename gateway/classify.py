@@ -19,6 +19,7 @@ from gateway.lead_auth import LeadAuthorizer
 from gateway.loop_guard import LoopGuardSettings, auto_reply_block_reason
 from gateway.reply_tokens import ReplyTokens, tokens_from_store
 from gateway.rules import Rule, RuleContext, RuleResult, build_rules
+from gateway.rules.phrase import PhraseScreen
 from parsers.escalation_template import EscalationTemplate, parse_escalation_template
 from parsers.model import ParsedMail
 from parsers.reply import extract_new_text
@@ -73,6 +74,7 @@ class Classifier:
         self.config_version = config_version
         self._tokens: ReplyTokens | None = None
         self.rules = tuple(rules) if rules is not None else tuple(build_rules(config))
+        self.phrase_screen = PhraseScreen(self.rules)
         self.directory = AccountDirectory.build(config.accounts)
         self.loop_settings = LoopGuardSettings(
             own_addresses=config.own_addresses,
@@ -116,7 +118,13 @@ class Classifier:
         blocked = auto_reply_block_reason(mail, envelope_sender, self.loop_settings)
         new_text = extract_new_text(mail.text)
         template = parse_escalation_template(mail.subject, mail.text)
-        ctx = RuleContext(self.directory, new_text, template, envelope_sender)
+        ctx = RuleContext(
+            self.directory,
+            new_text,
+            template,
+            envelope_sender,
+            phrase_free=self.phrase_screen.phrase_free(mail.subject, new_text),
+        )
         results = tuple(rule.check(mail, ctx) for rule in self.rules)
         fired = [r for r in results if r.fired]
         level = max((r.level for r in fired if r.level is not None), default=None)

@@ -7,9 +7,10 @@ import re
 import pytest
 
 from gateway.accounts import AccountDirectory
+from gateway.classify import Classifier
 from gateway.config import GatewayConfig, PhraseRule
 from gateway.rules.base import RuleContext
-from gateway.rules.phrase import Phrases, any_of
+from gateway.rules.phrase import Phrases, PhraseScreen, any_of
 from parsers.mail import parse_mail
 from tests.support.mails import build_mail
 
@@ -80,3 +81,26 @@ def test_the_evidence_still_names_the_first_phrase_of_the_rule_that_matched() ->
     assert not rule.check(
         quiet, RuleContext(AccountDirectory.build(()), quiet.text, None, None)
     ).fired
+
+
+def test_the_screen_over_all_rules_spares_scans_only_where_nothing_can_match() -> None:
+    rules = [Phrases.from_config(rule) for rule in DEFAULT_PHRASES]
+    screen = PhraseScreen(rules)
+    assert screen.combined is not None and screen.combined.pattern.startswith("(?i)")
+    every_pattern = [p for rule in rules for p in rule.patterns]
+    for text in TEXTS:
+        free = screen.phrase_free("Question", text)
+        assert "subject" in free
+        assert ("body" in free) == (not any(p.search(text) for p in every_pattern)), text
+
+
+def test_a_screened_classification_decides_as_an_unscreened_one() -> None:
+    classifier = Classifier(GatewayConfig())
+    for body in TEXTS:
+        mail = parse_mail(build_mail(subject="Export question", body=body or "Hello"))
+        screened = classifier.classify_in_thread(mail, "alice@acme.example", None)
+        classifier.phrase_screen = PhraseScreen(())
+        classifier.phrase_screen.active = True  # no screen: every rule scans for itself
+        plain = classifier.classify_in_thread(mail, "alice@acme.example", None)
+        classifier.phrase_screen = PhraseScreen(classifier.rules)
+        assert screened.as_dict() == plain.as_dict(), body

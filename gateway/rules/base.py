@@ -18,6 +18,9 @@ class RuleContext:
     new_text: str  # the reply's own text, quoted history removed
     template: EscalationTemplate | None
     envelope_sender: str | None
+    # Where ("subject", "body") no phrase of any phrase rule can match: one scan by
+    # the classifier spares each phrase rule its own (gateway/rules/phrase.py).
+    phrase_free: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
