@@ -70,6 +70,23 @@ ACME = {
 }
 
 
+# Every level with two owners, so round robin has somebody to rotate to.
+TWO_OWNERS = [
+    {
+        "number": n,
+        "name": f"Level {n}",
+        "first_response": "1h",
+        "status_interval": "4h",
+        "resolution": "1d",
+        "owners": [
+            {"name": "Ada", "email": f"ada{n}@example.com"},
+            {"name": "Bo", "email": f"bo{n}@example.com"},
+        ],
+    }
+    for n in (1, 2, 3, 4)
+]
+
+
 def make_config(store: Store, sink: SmtpSink | None = None, **overrides: Any) -> GatewayConfig:
     """A realistic config for tests: Acme as an account, outbound to the sink."""
     data: dict[str, Any] = {

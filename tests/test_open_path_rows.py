@@ -21,23 +21,9 @@ from gateway.ingest import store_inbound
 from gateway.worker import Worker
 from store.db import Store
 from store.models import AutoReplyLog, Case, CaseEvent, InboundItem, MessageLink, OutboxMail
-from tests.conftest import make_config
+from tests.conftest import TWO_OWNERS, make_config
 from tests.support.mails import build_mail
-
-TWO_OWNERS = [
-    {
-        "number": n,
-        "name": f"Level {n}",
-        "first_response": "1h",
-        "status_interval": "4h",
-        "resolution": "1d",
-        "owners": [
-            {"name": "Ada", "email": f"ada{n}@example.com"},
-            {"name": "Bo", "email": f"bo{n}@example.com"},
-        ],
-    }
-    for n in (1, 2, 3, 4)
-]
+from tests.support.templates import acknowledgement_failing_on
 
 
 @contextmanager
@@ -148,10 +134,8 @@ def test_a_failed_batch_keeps_none_of_the_rows_written_for_it(
 ) -> None:
     # Fails after the case, its event and its inbound link are written, at the
     # acknowledgement: the rollback must take all of them.
-    (tmp_path / "acknowledgement.txt.j2").write_text(
-        "{% if 'boom' in case.subject %}{{ no_such_value }}{% endif %}Hello\\n"
-    )
-    worker = Worker(make_config(store, template_dir=str(tmp_path)), store, clock)
+    template_dir = acknowledgement_failing_on("boom", tmp_path)
+    worker = Worker(make_config(store, template_dir=template_dir), store, clock)
     for subject in ("URGENT: one", "URGENT: boom", "URGENT: three"):
         raw = build_mail(subject=subject, message_id=f"<{subject.split()[-1]}@acme.example>")
         store_inbound(store, raw, source="test", clock=clock)

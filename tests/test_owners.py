@@ -11,23 +11,8 @@ from gateway.ingest import store_inbound
 from gateway.worker import Worker
 from store.db import Store
 from store.models import Case
-from tests.conftest import make_config
+from tests.conftest import TWO_OWNERS, make_config
 from tests.support.mails import build_mail
-
-TWO_OWNERS = [
-    {
-        "number": n,
-        "name": f"Level {n}",
-        "first_response": "1h",
-        "status_interval": "4h",
-        "resolution": "1d",
-        "owners": [
-            {"name": "Ada", "email": f"ada{n}@example.com"},
-            {"name": "Bo", "email": f"bo{n}@example.com"},
-        ],
-    }
-    for n in (1, 2, 3, 4)
-]
 
 
 def owners_of_new_cases(store: Store, clock: FakeClock, count: int, **overrides: Any) -> list[str]:

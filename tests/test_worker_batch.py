@@ -13,16 +13,15 @@ from store.db import Store
 from store.models import Case, InboundItem
 from tests.conftest import make_config
 from tests.support.mails import build_mail
+from tests.support.templates import acknowledgement_failing_on
 
 
 def test_a_failing_mail_is_quarantined_alone(
     store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
     # An admin's template that breaks for one subject only.
-    (tmp_path / "acknowledgement.txt.j2").write_text(
-        "{% if 'boom' in case.subject %}{{ no_such_value }}{% endif %}Hello\\n"
-    )
-    worker = Worker(make_config(store, template_dir=str(tmp_path)), store, clock)
+    template_dir = acknowledgement_failing_on("boom", tmp_path)
+    worker = Worker(make_config(store, template_dir=template_dir), store, clock)
     for subject in ("URGENT: one", "URGENT: boom", "URGENT: three", "just a question"):
         store_inbound(store, build_mail(subject=subject), source="test", clock=clock)
 
