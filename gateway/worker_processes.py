@@ -41,6 +41,8 @@ from types import FrameType
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.log_format import TEXT_FORMAT, use_format
+from gateway.worker import Worker
+from store.db import Store
 
 log = logging.getLogger("gateway.worker_processes")
 
@@ -96,9 +98,6 @@ class WorkerSpec:
 
 def child_main(spec: WorkerSpec, wake: WakePipe, ready: WakePipe, mail_ready: WakePipe) -> None:
     """The body of one worker process: process batches until told to stop."""
-    from gateway.worker import Worker  # imported here: the child's own import
-    from store.db import Store
-
     stopping = False
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -129,7 +128,12 @@ def child_main(spec: WorkerSpec, wake: WakePipe, ready: WakePipe, mail_ready: Wa
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
                 log.exception("worker process failed; retrying in %.1fs", delay)
-                wake.wait(delay)
+                # New mail does not cut the pause short (the store is likely what
+                # failed); a stop request does.
+                resume_at = time.monotonic() + delay
+                while not stopping and (remaining := resume_at - time.monotonic()) > 0:
+                    wake.wait(remaining)
+                    wake.clear()
                 continue
             if outcomes:
                 mail_ready.set()
