@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,25 +27,11 @@ from gateway.status_updates import StatusUpdates
 from gateway.timefmt import format_when
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail
-from store.models import Base, Case, CaseEvent, InboundItem, MessageLink
+from store.appends import add_event, add_link, insert_as_persistent, table_of
+from store.models import Case, InboundItem
 
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_CASES = _table(Case)
+_CASES = table_of(Case)
 _SET_KEY = update(_CASES).where(_CASES.c.id == bindparam("case_id")).values(key=bindparam("key"))
-# A mail's own audit event is written with Core on the session's connection, inside
-# its transaction: as an ORM object it cost more to track and flush than to write.
-# Nothing reads events back through the session (`Case.events` is never loaded), and
-# ids still follow the order of events: a mail writes this event before any ORM event
-# of its own, and reaches an earlier mail's case only through a query, whose autoflush
-# writes that mail's events first. Inline: nobody needs the new id, so PostgreSQL is
-# not asked for it.
-_INSERT_EVENT = insert(_table(CaseEvent)).inline()
 
 CUSTOMER_FACING_STATES = frozenset({"open", "acknowledged", "investigating", "waiting_on_customer"})
 
@@ -90,17 +76,15 @@ class CaseActions:
         data: dict[str, Any] | None = None,
         item: InboundItem | None = None,
     ) -> None:
-        session.connection().execute(
-            _INSERT_EVENT,
-            {
-                "case_id": case.id,
-                "at": now,
-                "kind": kind,
-                "actor": actor,
-                "detail": detail,
-                "data": data or {},
-                "inbound_item_id": item.id if item else None,
-            },
+        add_event(
+            session,
+            case_id=case.id,
+            at=now,
+            kind=kind,
+            actor=actor,
+            detail=detail,
+            data=data,
+            inbound_item_id=item.id if item else None,
         )
 
     def _link_inbound(
@@ -108,14 +92,13 @@ class CaseActions:
     ) -> None:
         # The worker sets item.case_id with the item's other columns, at the end.
         if mail.message_id:
-            session.add(
-                MessageLink(
-                    message_id=mail.message_id,
-                    case_id=case.id,
-                    direction="in",
-                    inbound_item_id=item.id,
-                    at=now,
-                )
+            add_link(
+                session,
+                message_id=mail.message_id,
+                case_id=case.id,
+                direction="in",
+                inbound_item_id=item.id,
+                at=now,
             )
 
     def _set_deadlines(self, case: Case, start: datetime) -> None:
@@ -244,13 +227,11 @@ class CaseActions:
             updated_at=now,
             root_message_id=mail.message_id or None,
         )
-        # Everything but the key goes out with the INSERT. The owner is chosen before
-        # the case joins the session: the rotation query autoflushes, and would
-        # otherwise insert the case without its owner and update it afterwards.
+        # Everything but the key goes out with the INSERT, written with Core: the
+        # ORM's unit of work cost several times the statement (store/appends.py).
         self._set_deadlines(case, item.received_at)
         owner_reason = self._assign(session, case)
-        session.add(case)
-        session.flush()
+        insert_as_persistent(session, case)
         # The key needs the id. Written here and marked as stored, it leaves the case
         # clean, so the next flush has no UPDATE of it to work out.
         key = f"{self.config.case_key_prefix}-{case.id:06d}"

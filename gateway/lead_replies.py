@@ -26,6 +26,7 @@ from gateway.sla import ACTIVE_STATES, refresh_wakeup
 from gateway.status_updates import StatusUpdates
 from gateway.timefmt import format_when
 from parsers.model import ParsedMail
+from store.appends import add_auto_reply
 from store.models import AutoReplyLog, Case
 
 
@@ -320,7 +321,7 @@ class LeadReplies:
         )
         if (sent or 0) >= limit:
             return
-        session.add(AutoReplyLog(address=sender, at=now, kind="refusal"))
+        add_auto_reply(session, address=sender, at=now, kind="refusal")
         # Sent as customer-style mail: no token, so the refusal itself grants nothing.
         self.outbox.enqueue(
             session,

@@ -31,6 +31,7 @@ from gateway.sla import (
     status_due_from,
 )
 from gateway.timeline_mail import TimelineMail
+from store.appends import add_event
 from store.models import Case, CaseEvent
 
 STATES = (
@@ -104,10 +105,8 @@ class Lifecycle:
         data: dict[str, Any] | None = None,
     ) -> None:
         case.updated_at = now
-        session.add(
-            CaseEvent(
-                case_id=case.id, at=now, kind=kind, actor=actor, detail=detail, data=data or {}
-            )
+        add_event(
+            session, case_id=case.id, at=now, kind=kind, actor=actor, detail=detail, data=data
         )
 
     def _move(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
@@ -22,7 +23,8 @@ from gateway.loop_guard import OWN_MARKER_HEADER
 from gateway.mail_compose import Recipient, Threading, compose
 from gateway.render import Renderer
 from gateway.reply_tokens import ReplyTokens, tokens_from_store
-from store.models import AutoReplyLog, Case, CaseEvent, MessageLink, OutboxMail
+from store.appends import add_auto_reply, add_event, add_link, add_outbox_mail
+from store.models import AutoReplyLog, Case
 
 _LOG = AutoReplyLog.__table__.c
 # Built once: a statement keeps its compiled-cache key, so a call only binds values.
@@ -34,6 +36,15 @@ _RECENT_AUTO_REPLIES = select(func.count()).select_from(
     .limit(bindparam("cap", type_=Integer))
     .subquery()
 )
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    """What a caller may need of a mail it just queued."""
+
+    id: int
+    kind: str
+    message_id: str
 
 
 class Outbox:
@@ -59,18 +70,12 @@ class Outbox:
             return memo.replies_this_hour[address] >= cap
         since = now - timedelta(hours=1)
         # Reading at most `cap` rows keeps this constant-time however busy the address
-        # is. A Core query on the session's connection: it skips the ORM's per-query
-        # machinery, and it does not autoflush, which would split the transaction's
-        # inserts into more round trips; the rows not yet flushed are counted below.
+        # is. Log rows are written at once (store/appends.py), so this transaction's
+        # own mail is counted too, with no flush of the ORM's pending changes.
         sent = session.connection().scalar(
             _RECENT_AUTO_REPLIES, {"address": address, "since": since, "cap": cap}
         )
-        pending = sum(
-            1
-            for row in session.new
-            if isinstance(row, AutoReplyLog) and row.address == address and row.at > since
-        )
-        return int(sent or 0) + pending >= cap
+        return int(sent or 0) >= cap
 
     def enqueue(
         self,
@@ -87,7 +92,7 @@ class Outbox:
         now: datetime,
         external: bool,
         auto_submitted: str = "auto-replied",
-    ) -> OutboxMail | None:
+    ) -> QueuedMail | None:
         """Render and store one mail. External mail counts against the per-address cap.
 
         Returns None (and records why on the case) when the cap holds the mail back.
@@ -95,19 +100,17 @@ class Outbox:
         if external:
             capped = [r.email for r in to if self.cap_reached(session, r.email, now)]
             if capped:
-                session.add(
-                    CaseEvent(
-                        case_id=case.id,
-                        at=now,
-                        kind="reply_suppressed",
-                        actor="gateway",
-                        detail=(
-                            f"{kind} to {', '.join(capped)} not sent: cap of "
-                            f"{self.config.auto_reply.max_per_address_per_hour} "
-                            "automatic mails per address per hour reached"
-                        ),
-                        data={"kind": kind, "reason": "per-address cap"},
-                    )
+                add_event(
+                    session,
+                    case_id=case.id,
+                    at=now,
+                    kind="reply_suppressed",
+                    detail=(
+                        f"{kind} to {', '.join(capped)} not sent: cap of "
+                        f"{self.config.auto_reply.max_per_address_per_hour} "
+                        "automatic mails per address per hour reached"
+                    ),
+                    data={"kind": kind, "reason": "per-address cap"},
                 )
                 return None
         outbound = self.config.outbound
@@ -146,36 +149,36 @@ class Outbox:
         )
 
         recipients = sorted({r.email for r in (*to, *cc)})
-        mail = OutboxMail(
+        stored_id = message_id.strip("<>")
+        mail_id = add_outbox_mail(
+            session,
             case_id=case.id,
             kind=kind,
             created_at=now,
             envelope_from=outbound.from_address,
             recipients=recipients,
             subject=tagged_subject,
-            message_id=message_id.strip("<>"),
+            message_id=stored_id,
             raw=message,
             state="shadow" if self.shadow else "pending",
             attempts=0,
             next_attempt_at=now,
         )
-        session.add(mail)
-        session.add(
-            MessageLink(
-                message_id=mail.message_id,
-                case_id=case.id,
-                direction="out",
-                outbox_mail=mail,
-                at=now,
-            )
+        add_link(
+            session,
+            message_id=stored_id,
+            case_id=case.id,
+            direction="out",
+            outbox_id=mail_id,
+            at=now,
         )
         if external:
             memo = batch_memo.current(session)
             for r in to:
-                session.add(AutoReplyLog(address=r.email, at=now))
+                add_auto_reply(session, address=r.email, at=now)
                 if memo is not None and r.email in memo.known_addresses:
                     memo.replies_this_hour[r.email] += 1
-        return mail
+        return QueuedMail(mail_id, kind, stored_id)
 
 
-__all__ = ["Outbox", "Recipient", "Threading"]
+__all__ = ["Outbox", "QueuedMail", "Recipient", "Threading"]

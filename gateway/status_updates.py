@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.config import GatewayConfig
 from gateway.sla import refresh_wakeup, status_due_from, status_slot
 from gateway.timeline_mail import STATE_TEXT, TimelineMail
+from store.appends import add_event
 from store.models import Case, CaseEvent
 
 # Events a customer would count as news.
@@ -84,9 +85,7 @@ class StatusUpdates:
         )
 
     def _event(self, session: Session, case: Case, now: datetime, kind: str, detail: str) -> None:
-        session.add(
-            CaseEvent(case_id=case.id, at=now, kind=kind, actor="gateway", detail=detail, data={})
-        )
+        add_event(session, case_id=case.id, at=now, kind=kind, detail=detail)
 
     def _news(self, session: Session, case: Case, since: datetime) -> tuple[list[str], str]:
         """What changed since the last update, and the latest public note (one query)."""

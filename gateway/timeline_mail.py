@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from gateway import batch_memo
 from gateway.business_calendar import format_duration
 from gateway.config import GatewayConfig, Person
-from gateway.outbox import Outbox, Recipient, Threading
+from gateway.outbox import Outbox, QueuedMail, Recipient, Threading
 from gateway.timefmt import format_when
 from store.models import Case, OutboxMail
 
@@ -96,7 +96,7 @@ class TimelineMail:
 
     def to_customer(
         self, session: Session, case: Case, kind: str, now: datetime, **extra: Any
-    ) -> OutboxMail | None:
+    ) -> QueuedMail | None:
         to = [Recipient(case.customer_email, case.customer_name)]
         cc = [Recipient(str(c["email"]), str(c.get("name", ""))) for c in case.customer_cc]
         mail = self.outbox.enqueue(
@@ -127,7 +127,7 @@ class TimelineMail:
         *,
         answering: Threading | None = None,
         **extra: Any,
-    ) -> OutboxMail | None:
+    ) -> QueuedMail | None:
         """Mail to our own people; `answering` threads it under a mail of theirs."""
         to = recipients(people)
         if not to:

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.cases import CaseActions
@@ -25,10 +25,30 @@ from gateway.render import Renderer
 from gateway.reply_tokens import ensure_token_secret
 from parsers.mail import parse_mail
 from parsers.model import UnparseableMail
+from store.appends import table_of
 from store.db import Store
 from store.models import InboundItem
 
 log = logging.getLogger("gateway.worker")
+
+_INBOUND = table_of(InboundItem).c
+_SAME_BYTES = select(_INBOUND.id, _INBOUND.message_id, _INBOUND.state, _INBOUND.case_id).where(
+    _INBOUND.sha256 == bindparam("sha256")
+)
+_FINISH = (
+    update(table_of(InboundItem))
+    .where(_INBOUND.id == bindparam("item_id"))
+    .values(
+        state=bindparam("state"),
+        attempts=bindparam("attempts"),
+        processed_at=bindparam("processed_at"),
+        decision=bindparam("decision"),
+        explanation=bindparam("explanation"),
+        config_version=bindparam("config_version"),
+        error=bindparam("error"),
+        case_id=bindparam("case_id"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -154,17 +174,11 @@ class Worker:
         """The done item with the same Message-ID and bytes as this one, if any."""
         if not item.message_id:
             return None
-        # Earlier items of this batch must be visible; the next query would flush
-        # them anyway, so flushing here first costs nothing extra.
-        session.flush()
-        inbound = InboundItem.__table__.c
-        # Only the content hash is filtered in SQL, so the lookup is a walk of its
-        # index; a planner that chose the state index instead scanned every done item.
-        same_bytes = session.connection().execute(
-            select(inbound.id, inbound.message_id, inbound.state, inbound.case_id).where(
-                inbound.sha256 == item.sha256
-            )
-        )
+        # Earlier items of this batch are visible: their final state was written with
+        # Core as each one finished (`_finish`). Only the content hash is filtered in
+        # SQL, so the lookup is a walk of its index; a planner that chose the state
+        # index instead scanned every done item.
+        same_bytes = session.connection().execute(_SAME_BYTES, {"sha256": item.sha256})
         return next(
             (
                 other
@@ -176,15 +190,31 @@ class Worker:
             None,
         )
 
+    def _finish(self, session: Session, item: InboundItem, **columns: Any) -> None:
+        """Write the item's outcome at once, with Core.
+
+        The claimed ORM object is left as loaded: tracked changes would cost a
+        unit-of-work UPDATE at flush, and the next item's duplicate check must see
+        this outcome without a flush.
+        """
+        values = {"item_id": item.id, "attempts": item.attempts + 1, **columns}
+        session.connection().execute(_FINISH, values)
+
     def _process(self, session: Session, item: InboundItem) -> Outcome:
         now = self.clock.now()
-        # The item's own columns change only at the end, so they reach the store as one
-        # UPDATE in the final flush rather than one per intermediate flush.
         original = self._is_duplicate(session, item)
         if original is not None:
-            item.attempts += 1
-            item.state, item.processed_at, item.decision = "duplicate", now, "duplicate"
-            item.case_id = original.case_id
+            self._finish(
+                session,
+                item,
+                state="duplicate",
+                processed_at=now,
+                decision="duplicate",
+                explanation=item.explanation,
+                config_version=item.config_version,
+                error=item.error,
+                case_id=original.case_id,
+            )
             detail = f"same Message-ID and content as item {original.id}"
             log.info("item %s duplicate: %s", item.id, detail)
             return Outcome(item.id, "duplicate", None, None, detail)
@@ -193,14 +223,17 @@ class Worker:
             session, mail, item.mail_from, list(item.rcpt_tos or [])
         )
         case = self.actions.apply(session, decision, mail, item, now)
-        item.attempts += 1
-        item.state, item.processed_at = "done", now
-        item.decision = decision.action
-        item.explanation = decision.as_dict()
-        item.config_version = self.config_version
-        item.error = None
-        if case is not None:
-            item.case_id = case.id
+        self._finish(
+            session,
+            item,
+            state="done",
+            processed_at=now,
+            decision=decision.action,
+            explanation=decision.as_dict(),
+            config_version=self.config_version,
+            error=None,
+            case_id=case.id if case is not None else item.case_id,
+        )
         self._log_decision(item, decision, case.key if case else None)
         return Outcome(
             item.id, "done", decision.action, case.key if case else None, decision.reason

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import PhraseRule
 from gateway.rules.base import RuleContext, RuleResult, quote
+from gateway.rules.literal_screen import LiteralScreen, fold
 from parsers.model import ParsedMail
 
 _LEADING_FLAGS = re.compile(r"^\(\?([aimsu]+)\)")
@@ -56,16 +57,26 @@ class Phrases:
     patterns: tuple[re.Pattern[str], ...]
     kind: str = "phrase"
     combined: re.Pattern[str] | None = field(default=None, compare=False)
+    literals: LiteralScreen | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(cls, rule: PhraseRule) -> Phrases:
         patterns = tuple(map(re.compile, rule.phrases))
-        return cls(rule.name, rule.description, rule.level, patterns, combined=any_of(patterns))
+        return cls(
+            rule.name,
+            rule.description,
+            rule.level,
+            patterns,
+            combined=any_of(patterns),
+            literals=LiteralScreen.of(patterns),
+        )
 
     def check(self, mail: ParsedMail, ctx: RuleContext) -> RuleResult:
         # Only the new text counts: a quoted "outage" from last month is not news.
         for where, text in (("subject", mail.subject), ("body", ctx.new_text)):
             if where in ctx.phrase_free:
+                continue
+            if self.literals is not None and not self.literals.may_match(text, fold(text)):
                 continue
             if self.combined is not None and self.combined.search(text) is None:
                 continue
@@ -95,21 +106,30 @@ class Phrases:
 
 
 class PhraseScreen:
-    """Every phrase of every phrase rule in one pattern: one scan tells the rules
-    whether any of them needs to look at all, which for most mail it does not."""
+    """Every phrase of every phrase rule at once: one look tells the rules whether
+    any of them needs to scan at all, which for most mail it does not.
+
+    The look is a substring test for the phrases' literals where every pattern has
+    them (gateway/rules/literal_screen.py), and one joined pattern otherwise or when a
+    literal is present.
+    """
 
     def __init__(self, rules: Iterable[object]) -> None:
         patterns = tuple(p for rule in rules if isinstance(rule, Phrases) for p in rule.patterns)
         self.combined = any_of(patterns) if patterns else None
+        self.literals = LiteralScreen.of(patterns) if patterns else None
         self.active = bool(patterns)
+
+    def _may_match(self, text: str) -> bool:
+        if self.literals is not None and not self.literals.may_match(text, fold(text)):
+            return False
+        return self.combined is None or self.combined.search(text) is not None
 
     def phrase_free(self, subject: str, body: str) -> frozenset[str]:
         if not self.active:
             return frozenset({"subject", "body"})
-        if self.combined is None:
-            return frozenset()  # patterns that cannot be joined: each rule scans itself
         return frozenset(
             where
             for where, text in (("subject", subject), ("body", body))
-            if self.combined.search(text) is None
+            if not self._may_match(text)
         )
