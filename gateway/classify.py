@@ -62,6 +62,22 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What the rules say of a mail on its own, before threading is known.
+
+    It needs no store, so the worker computes it outside its write transaction
+    (gateway/worker.py); `Classifier.decide` adds the thread and gives the Decision.
+    """
+
+    blocked: str | None
+    new_text: str
+    template: EscalationTemplate | None
+    results: tuple[RuleResult, ...]
+    level: int | None
+    account: str | None
+
+
 class Classifier:
     def __init__(
         self,
@@ -89,20 +105,25 @@ class Classifier:
         mail: ParsedMail,
         envelope_sender: str | None,
         rcpt_tos: Sequence[str] = (),
+        evaluation: Evaluation | None = None,
     ) -> Decision:
-        thread = self.find_thread(session, mail)
+        """`evaluation`, if given, is `evaluate(mail, envelope_sender)` done earlier."""
+        if evaluation is None:
+            evaluation = self.evaluate(mail, envelope_sender)
+        thread = self.find_thread(session, mail, evaluation.template)
         command = False
         if thread is not None and session is not None:
             if self._tokens is None:
                 self._tokens = tokens_from_store(session, self.config)
             authorizer = LeadAuthorizer(self.config, self._tokens)
             command = authorizer.is_command_attempt(thread.case, mail, rcpt_tos)
-        return self.classify_in_thread(mail, envelope_sender, thread, command_attempt=command)
+        return self.decide(evaluation, thread, command_attempt=command)
 
-    def find_thread(self, session: Session | None, mail: ParsedMail) -> ThreadMatch | None:
+    def find_thread(
+        self, session: Session | None, mail: ParsedMail, template: EscalationTemplate | None
+    ) -> ThreadMatch | None:
         if session is None:
             return None
-        template = parse_escalation_template(mail.subject, mail.text)
         ticket = (template.ticket if template else None) or ticket_in_subject(mail.subject)
         return find_case(session, mail, self.config.case_key_prefix, ticket)
 
@@ -115,6 +136,11 @@ class Classifier:
         command_attempt: bool = False,
     ) -> Decision:
         """Decide with threading already known; replay passes the case as it was then."""
+        evaluation = self.evaluate(mail, envelope_sender)
+        return self.decide(evaluation, thread, command_attempt=command_attempt)
+
+    def evaluate(self, mail: ParsedMail, envelope_sender: str | None) -> Evaluation:
+        """Loop guard and every rule; no store, no threading."""
         blocked = auto_reply_block_reason(mail, envelope_sender, self.loop_settings)
         new_text = extract_new_text(mail.text)
         template = parse_escalation_template(mail.subject, mail.text)
@@ -129,22 +155,28 @@ class Classifier:
         fired = [r for r in results if r.fired]
         level = max((r.level for r in fired if r.level is not None), default=None)
         account = self._account(mail, fired, template)
+        return Evaluation(blocked, new_text, template, results, level, account)
+
+    def decide(
+        self, evaluation: Evaluation, thread: ThreadMatch | None, *, command_attempt: bool = False
+    ) -> Decision:
+        blocked, level = evaluation.blocked, evaluation.level
 
         def decide(action: Action, reason: str, level: int | None = level) -> Decision:
             return Decision(
                 action,
                 reason,
                 level,
-                results,
+                evaluation.results,
                 thread,
                 blocked,
-                account,
-                template,
-                new_text,
+                evaluation.account,
+                evaluation.template,
+                evaluation.new_text,
                 self.config_version,
             )
 
-        signals = ", ".join(r.rule for r in fired)
+        signals = ", ".join(r.rule for r in evaluation.results if r.fired)
         if thread is not None:
             case = thread.case
             if blocked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.cases import CaseActions
-from gateway.classify import Classifier, Decision
+from gateway.classify import Classifier, Decision, Evaluation
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.config_version import version_of_config
@@ -24,7 +25,7 @@ from gateway.outbox import Outbox
 from gateway.render import Renderer
 from gateway.reply_tokens import ensure_token_secret
 from parsers.mail import parse_mail
-from parsers.model import UnparseableMail
+from parsers.model import ParsedMail, UnparseableMail
 from store.appends import table_of
 from store.db import Store
 from store.models import InboundItem
@@ -34,6 +35,12 @@ log = logging.getLogger("gateway.worker")
 _INBOUND = table_of(InboundItem).c
 _SAME_BYTES = select(_INBOUND.id, _INBOUND.message_id, _INBOUND.state, _INBOUND.case_id).where(
     _INBOUND.sha256 == bindparam("sha256")
+)
+_PENDING_FOR_PREPARE = (
+    select(_INBOUND.id, _INBOUND.raw, _INBOUND.mail_from)
+    .where(_INBOUND.state == "pending")
+    .order_by(_INBOUND.id)
+    .limit(bindparam("limit"))
 )
 _FINISH = (
     update(table_of(InboundItem))
@@ -49,6 +56,14 @@ _FINISH = (
         case_id=bindparam("case_id"),
     )
 )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An item parsed and evaluated before its transaction (see Worker._prepare)."""
+
+    mail: ParsedMail
+    evaluation: Evaluation
 
 
 @dataclass(frozen=True)
@@ -84,11 +99,13 @@ class Worker:
         self.outbox = Outbox(config, renderer, shadow=self.shadow)
         self.actions = CaseActions(config, self.outbox, self.classifier.directory)
 
-    def _claim(self, session: Session, limit: int, item_id: int | None = None) -> list[InboundItem]:
-        """Take up to `limit` pending items (or the given one) for this transaction."""
+    def _claim(
+        self, session: Session, limit: int, only: Collection[int] | None = None
+    ) -> list[InboundItem]:
+        """Take up to `limit` pending items (or those of `only` still pending)."""
         pending = select(InboundItem).where(InboundItem.state == "pending")
-        if item_id is not None:
-            pending = pending.where(InboundItem.id == item_id)
+        if only is not None:
+            pending = pending.where(InboundItem.id.in_(only))
         pending = pending.order_by(InboundItem.id).limit(limit)
         if not self.store.is_sqlite:
             # Several daemons may share one PostgreSQL store; each takes other items.
@@ -126,7 +143,7 @@ class Worker:
         claimed_id: int | None = None
         try:
             with self.store.transaction() as session:
-                claimed = self._claim(session, 1, item_id)
+                claimed = self._claim(session, 1, None if item_id is None else [item_id])
                 if not claimed:
                     return None
                 claimed_id = claimed[0].id
@@ -142,6 +159,27 @@ class Worker:
             reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             return self._quarantine(claimed_id, reason)
 
+    def _prepare(self, limit: int) -> dict[int, Prepared | None]:
+        """Parse and evaluate the oldest pending items, reading only.
+
+        On SQLite a worker's transaction holds the single write lock from its claim to
+        its commit, and the SMTP listener, the IMAP watcher and the outbox sender wait
+        for it. Parsing and the rules need no store, so they are done before the
+        claim, in a read that takes no lock. The batch then claims exactly these items
+        (mail stored meanwhile waits for the next batch). One that fails here maps to
+        None: the transaction redoes it and fails it the usual way.
+        """
+        with self.store.session() as session:
+            rows = session.execute(_PENDING_FOR_PREPARE, {"limit": limit}).all()
+        prepared: dict[int, Prepared | None] = {}
+        for item_id, raw, mail_from in rows:
+            try:
+                mail = parse_mail(raw)
+                prepared[item_id] = Prepared(mail, self.classifier.evaluate(mail, mail_from))
+            except Exception:
+                prepared[item_id] = None
+        return prepared
+
     def process_batch(self, limit: int = 20) -> list[Outcome]:
         """Process up to `limit` pending items in one transaction; [] if none wait.
 
@@ -150,11 +188,19 @@ class Worker:
         own transaction, so only the culprit is quarantined.
         """
         ids: list[int] = []
+        # PostgreSQL locks rows, not the database: there the claim comes first, so
+        # workers sharing the store never parse the same mail twice.
+        prepared = self._prepare(limit) if self.store.is_sqlite else None
+        if prepared is not None and not prepared:
+            return []
         try:
             with self.store.transaction() as session:
-                items = self._claim(session, limit)
+                items = self._claim(session, limit, None if prepared is None else list(prepared))
                 ids = [item.id for item in items]
-                return [self._process(session, item) for item in items]
+                return [
+                    self._process(session, item, prepared.get(item.id) if prepared else None)
+                    for item in items
+                ]
         except Exception:
             if not ids:
                 raise  # the claim itself failed: the store is unavailable
@@ -200,7 +246,9 @@ class Worker:
         values = {"item_id": item.id, "attempts": item.attempts + 1, **columns}
         session.connection().execute(_FINISH, values)
 
-    def _process(self, session: Session, item: InboundItem) -> Outcome:
+    def _process(
+        self, session: Session, item: InboundItem, prepared: Prepared | None = None
+    ) -> Outcome:
         now = self.clock.now()
         original = self._is_duplicate(session, item)
         if original is not None:
@@ -218,9 +266,13 @@ class Worker:
             detail = f"same Message-ID and content as item {original.id}"
             log.info("item %s duplicate: %s", item.id, detail)
             return Outcome(item.id, "duplicate", None, None, detail)
-        mail = parse_mail(item.raw)
+        if prepared is None:
+            mail = parse_mail(item.raw)
+            evaluation = self.classifier.evaluate(mail, item.mail_from)
+        else:
+            mail, evaluation = prepared.mail, prepared.evaluation
         decision = self.classifier.classify(
-            session, mail, item.mail_from, list(item.rcpt_tos or [])
+            session, mail, item.mail_from, list(item.rcpt_tos or []), evaluation
         )
         case = self.actions.apply(session, decision, mail, item, now)
         self._finish(
