@@ -23,7 +23,7 @@ from gateway.loop_guard import OWN_MARKER_HEADER
 from gateway.mail_compose import Recipient, Threading, compose
 from gateway.render import Renderer
 from gateway.reply_tokens import ReplyTokens, tokens_from_store
-from store.appends import add_auto_reply, add_event, add_link, add_outbox_mail
+from store.appends import add_auto_reply, add_event, add_link, add_outbox_mail, held_auto_replies
 from store.models import AutoReplyLog, Case
 
 _LOG = AutoReplyLog.__table__.c
@@ -70,12 +70,12 @@ class Outbox:
             return memo.replies_this_hour[address] >= cap
         since = now - timedelta(hours=1)
         # Reading at most `cap` rows keeps this constant-time however busy the address
-        # is. Log rows are written at once (store/appends.py), so this transaction's
-        # own mail is counted too, with no flush of the ORM's pending changes.
+        # is. The log rows this transaction still holds (store/appends.py) are counted
+        # too; a Core query writes nothing and flushes nothing first.
         sent = session.connection().scalar(
             _RECENT_AUTO_REPLIES, {"address": address, "since": since, "cap": cap}
         )
-        return int(sent or 0) >= cap
+        return int(sent or 0) + held_auto_replies(session, address, since) >= cap
 
     def enqueue(
         self,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import appends
 from store.sqlite_writers import connection_class_for
 
 
@@ -53,6 +54,7 @@ class Store:
         self.url = url
         self.engine = create_store_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        appends.watch(self._sessions)
 
     @property
     def is_sqlite(self) -> bool:
