@@ -47,7 +47,9 @@ class ImapMailboxConfig(BaseModel):
     mode: Literal["auto", "idle", "poll"] = "auto"
     poll_interval: _Duration = Field(default=timedelta(seconds=60), gt=timedelta(0))
     idle_timeout: _Duration = Field(default=timedelta(minutes=25), gt=timedelta(0))
-    noop_interval: _Duration = Field(default=timedelta(minutes=5), gt=timedelta(0))
+    # Also the longest a missed IDLE notification can delay mail: each check ends with
+    # a search for new UIDs (a restarted Dovecot was seen to send none).
+    noop_interval: _Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
     timeout: _Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
     reconnect_initial: _Duration = Field(default=timedelta(seconds=1), gt=timedelta(0))
     reconnect_max: _Duration = Field(default=timedelta(minutes=5), gt=timedelta(0))

@@ -91,7 +91,7 @@ def test_server_outage_loses_nothing(
     # What this test holds the watcher to is that nothing is lost. In about one full
     # run in three, a message appended just as the watcher reconnects got no IDLE
     # notification from the restarted server (cause not found yet); the periodic
-    # re-check (`noop_interval`, 5 minutes by default) then finds it, so it is kept
+    # re-check (`noop_interval`, 1 minute by default) then finds it, so it is kept
     # short here and the test still fails if the mail is never taken.
     gateway = make_gateway(mode="idle", noop_interval="2s")
     gateway.append(urgent(1))
