@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -104,6 +105,11 @@ class SinkProcess:
         self._stop.set()
         self._process.join(10)
 
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
     def arrivals(self) -> list[tuple[str, float]]:
         lines = self.log_path.read_text().splitlines()
         return [(rcpt, float(at)) for rcpt, at in (line.split() for line in lines)]
@@ -171,6 +177,37 @@ def gateway_config(store: Store, sink_port: int, cap: int, processes: int) -> An
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShares:
+    """How busy each part was during the burst, as a share of one core.
+
+    The load generators are not counted; they run in their own processes as sending
+    servers would. What this tells is which part bounds the throughput.
+    """
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.started = time.perf_counter()
+        self.before = {name: self._total(pids) for name, pids in parts.items()}
+
+    @staticmethod
+    def _total(pids: list[int]) -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def report(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        shares = [
+            f"{name} {(self._total(pids) - self.before[name]) / elapsed:.0%}"
+            for name, pids in self.parts.items()
+        ]
+        return "cpu during the burst (of one core): " + ", ".join(shares)
+
+
 def count(store: Store, query: Any) -> int:
     with store.session() as session:
         return int(session.scalar(query) or 0)
@@ -178,23 +215,30 @@ def count(store: Store, query: Any) -> int:
 
 def gateway_throughput(
     store: Store, mails: list[bytes], folder: Path, processes: int
-) -> tuple[float, int, int]:
+) -> tuple[float, int, int, str]:
     sink = SinkProcess(folder).__enter__()
     config = gateway_config(store, sink.port, cap=len(mails) * 2, processes=processes)
     daemon = Daemon(config, store, SystemClock())
     daemon.start()
+    workers = daemon.worker_processes.pids() if daemon.worker_processes is not None else []
+    # The gateway process also runs this script's polling and its client pool.
+    parts = {"gateway process": [os.getpid()], "smarthost": [sink.pid]}
+    if workers:
+        parts["worker processes"] = workers
+    shares = CpuShares(parts)
     try:
         started = blast(config.smtp.port, mails)
         acks = select(func.count()).where(OutboxMail.kind == "acknowledgement")
         while count(store, acks) < len(mails):
             time.sleep(0.005)
         elapsed = time.perf_counter() - started
+        cpu = shares.report()
         stored = count(store, select(func.count()).select_from(InboundItem))
         done = count(store, select(func.count()).where(InboundItem.state == "done"))
     finally:
         daemon.stop()
         sink.__exit__()
-    return len(mails) / elapsed, stored, done
+    return len(mails) / elapsed, stored, done, cpu
 
 
 def latency_at_rate(
@@ -255,13 +299,16 @@ def main() -> None:
         )
         base = baseline(mails)
         print(f"baseline  bare aiosmtpd, count only:      {base:8.1f} msg/s")
-        full, stored, done = gateway_throughput(store, mails, Path(folder), args.worker_processes)
+        full, stored, done, cpu = gateway_throughput(
+            store, mails, Path(folder), args.worker_processes
+        )
         print(
             f"gateway   store+parse+classify+case+ack:  {full:8.1f} msg/s   "
             f"ratio {full / base:.3f}x"
         )
         lost = args.messages - stored
         print(f"          sent {args.messages}, stored {stored}, processed {done}, lost {lost}")
+        print(f"          {cpu}")
         store = make_store(args.store_url, Path(folder))
         latencies = latency_at_rate(
             store, args.rate, args.seconds, Path(folder), args.worker_processes
