@@ -27,7 +27,7 @@ from gateway.status_updates import StatusUpdates
 from gateway.timefmt import format_when
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail
-from store.appends import add_event, add_link, insert_as_persistent, table_of
+from store.appends import add_event, add_link, hold, insert_as_persistent, table_of
 from store.models import Case, InboundItem
 
 _CASES = table_of(Case)
@@ -235,7 +235,7 @@ class CaseActions:
         # The key needs the id. Written here and marked as stored, it leaves the case
         # clean, so the next flush has no UPDATE of it to work out.
         key = f"{self.config.case_key_prefix}-{case.id:06d}"
-        session.connection().execute(_SET_KEY, {"case_id": case.id, "key": key})
+        hold(session, _SET_KEY, {"case_id": case.id, "key": key})
         set_committed_value(case, "key", key)
         self._link_inbound(session, case, mail, item, now)
         self._event(

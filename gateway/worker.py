@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.cases import CaseActions
@@ -26,16 +26,16 @@ from gateway.render import Renderer
 from gateway.reply_tokens import ensure_token_secret
 from parsers.mail import parse_mail
 from parsers.model import ParsedMail, UnparseableMail
-from store.appends import table_of
+from store.appends import hold, table_of
 from store.db import Store
 from store.models import InboundItem
 
 log = logging.getLogger("gateway.worker")
 
 _INBOUND = table_of(InboundItem).c
-_SAME_BYTES = select(_INBOUND.id, _INBOUND.message_id, _INBOUND.state, _INBOUND.case_id).where(
-    _INBOUND.sha256 == bindparam("sha256")
-)
+_SAME_BYTES = select(
+    _INBOUND.id, _INBOUND.sha256, _INBOUND.message_id, _INBOUND.state, _INBOUND.case_id
+).where(_INBOUND.sha256.in_(bindparam("hashes", expanding=True)))
 _PENDING_FOR_PREPARE = (
     select(_INBOUND.id, _INBOUND.raw, _INBOUND.mail_from)
     .where(_INBOUND.state == "pending")
@@ -64,6 +64,58 @@ class Prepared:
 
     mail: ParsedMail
     evaluation: Evaluation
+
+
+@dataclass(frozen=True)
+class Seen:
+    id: int
+    message_id: str | None
+    state: str
+    case_id: int | None
+
+
+@dataclass
+class SameBytes:
+    """Stored items sharing content with a batch's items, for the duplicate check.
+
+    One query for the whole batch; items finished in the batch are noted as they go,
+    so a mail stored twice in one batch is still processed once.
+    """
+
+    by_hash: dict[str, list[Seen]]
+
+    @classmethod
+    def load(cls, session: Session, items: list[InboundItem]) -> SameBytes:
+        by_hash: dict[str, list[Seen]] = {}
+        hashes = sorted({item.sha256 for item in items if item.message_id})
+        if hashes:
+            # Only the content hash is filtered in SQL, so the lookup is a walk of its
+            # index; a planner that chose the state index scanned every done item.
+            for row in session.connection().execute(_SAME_BYTES, {"hashes": hashes}):
+                by_hash.setdefault(row.sha256, []).append(
+                    Seen(row.id, row.message_id, row.state, row.case_id)
+                )
+        return cls(by_hash)
+
+    def original(self, item: InboundItem) -> Seen | None:
+        """The done item with the same Message-ID and bytes as this one, if any."""
+        if not item.message_id:
+            return None
+        return next(
+            (
+                other
+                for other in self.by_hash.get(item.sha256, ())
+                if other.id != item.id
+                and other.message_id == item.message_id
+                and other.state == "done"
+            ),
+            None,
+        )
+
+    def note(self, item: InboundItem, state: str, case_id: int | None) -> None:
+        self.by_hash.setdefault(item.sha256, []).append(
+            Seen(item.id, item.message_id, state, case_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -147,7 +199,7 @@ class Worker:
                 if not claimed:
                     return None
                 claimed_id = claimed[0].id
-                return self._process(session, claimed[0])
+                return self._process_all(session, claimed, {})[0]
         except UnparseableMail as exc:
             if claimed_id is None:
                 raise
@@ -197,10 +249,7 @@ class Worker:
             with self.store.transaction() as session:
                 items = self._claim(session, limit, None if prepared is None else list(prepared))
                 ids = [item.id for item in items]
-                return [
-                    self._process(session, item, prepared.get(item.id) if prepared else None)
-                    for item in items
-                ]
+                return self._process_all(session, items, prepared or {})
         except Exception:
             if not ids:
                 raise  # the claim itself failed: the store is unavailable
@@ -216,45 +265,38 @@ class Worker:
             outcomes.append(outcome)
         return outcomes
 
-    def _is_duplicate(self, session: Session, item: InboundItem) -> Row[Any, Any, Any, Any] | None:
-        """The done item with the same Message-ID and bytes as this one, if any."""
-        if not item.message_id:
-            return None
-        # Earlier items of this batch are visible: their final state was written with
-        # Core as each one finished (`_finish`). Only the content hash is filtered in
-        # SQL, so the lookup is a walk of its index; a planner that chose the state
-        # index instead scanned every done item.
-        same_bytes = session.connection().execute(_SAME_BYTES, {"sha256": item.sha256})
-        return next(
-            (
-                other
-                for other in same_bytes
-                if other.id != item.id
-                and other.message_id == item.message_id
-                and other.state == "done"
-            ),
-            None,
-        )
+    def _process_all(
+        self, session: Session, items: list[InboundItem], prepared: dict[int, Prepared | None]
+    ) -> list[Outcome]:
+        same_bytes = SameBytes.load(session, items)
+        return [self._process(session, item, prepared.get(item.id), same_bytes) for item in items]
 
-    def _finish(self, session: Session, item: InboundItem, **columns: Any) -> None:
-        """Write the item's outcome at once, with Core.
+    def _finish(
+        self, session: Session, item: InboundItem, same_bytes: SameBytes, **columns: Any
+    ) -> None:
+        """Record the item's outcome, written with the transaction's other held rows.
 
         The claimed ORM object is left as loaded: tracked changes would cost a
-        unit-of-work UPDATE at flush, and the next item's duplicate check must see
-        this outcome without a flush.
+        unit-of-work UPDATE at flush. Nothing in the transaction reads the item's row
+        again; the duplicate check of later items asks `same_bytes` instead.
         """
-        values = {"item_id": item.id, "attempts": item.attempts + 1, **columns}
-        session.connection().execute(_FINISH, values)
+        hold(session, _FINISH, {"item_id": item.id, "attempts": item.attempts + 1, **columns})
+        same_bytes.note(item, columns["state"], columns["case_id"])
 
     def _process(
-        self, session: Session, item: InboundItem, prepared: Prepared | None = None
+        self,
+        session: Session,
+        item: InboundItem,
+        prepared: Prepared | None,
+        same_bytes: SameBytes,
     ) -> Outcome:
         now = self.clock.now()
-        original = self._is_duplicate(session, item)
+        original = same_bytes.original(item)
         if original is not None:
             self._finish(
                 session,
                 item,
+                same_bytes,
                 state="duplicate",
                 processed_at=now,
                 decision="duplicate",
@@ -278,6 +320,7 @@ class Worker:
         self._finish(
             session,
             item,
+            same_bytes,
             state="done",
             processed_at=now,
             decision=decision.action,

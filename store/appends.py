@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, event, insert
+from sqlalchemy import Insert, Table, Update, event, insert
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -45,14 +45,19 @@ _RETURNING_INSERTS: dict[Table, ReturningInsert[tuple[Any]]] = {}
 _PENDING = "store.appends.pending"
 
 
-def _hold(session: Session, statement: Insert, row: dict[str, Any]) -> None:
-    pending: dict[Insert, list[dict[str, Any]]] = session.info.setdefault(_PENDING, {})
+def hold(session: Session, statement: Insert | Update, row: dict[str, Any]) -> None:
+    """Keep one row for `statement` until the session next queries, flushes or commits.
+
+    For writes whose effect nothing in the transaction reads through Core before then:
+    the inserts here, and updates by primary key such as a new case's key.
+    """
+    pending: dict[Insert | Update, list[dict[str, Any]]] = session.info.setdefault(_PENDING, {})
     pending.setdefault(statement, []).append(row)
 
 
 def write_pending(session: Session) -> None:
     """Write the rows held for this session, one INSERT per table."""
-    pending: dict[Insert, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
+    pending: dict[Insert | Update, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
     if pending:
         connection = session.connection()
         for statement, rows in pending.items():
@@ -61,7 +66,7 @@ def write_pending(session: Session) -> None:
 
 def held_auto_replies(session: Session, address: str, since: datetime) -> int:
     """Auto-reply log rows for `address` after `since` that this session still holds."""
-    pending: dict[Insert, list[dict[str, Any]]] = session.info.get(_PENDING, {})
+    pending: dict[Insert | Update, list[dict[str, Any]]] = session.info.get(_PENDING, {})
     return sum(
         1 for row in pending.get(_AUTO_REPLY, ()) if row["address"] == address and row["at"] > since
     )
@@ -98,7 +103,7 @@ def add_event(
     data: dict[str, Any] | None = None,
     inbound_item_id: int | None = None,
 ) -> None:
-    _hold(
+    hold(
         session,
         _EVENT,
         {
@@ -123,7 +128,7 @@ def add_link(
     inbound_item_id: int | None = None,
     outbox_id: int | None = None,
 ) -> None:
-    _hold(
+    hold(
         session,
         _LINK,
         {
@@ -138,7 +143,7 @@ def add_link(
 
 
 def add_auto_reply(session: Session, *, address: str, at: datetime, kind: str = "reply") -> None:
-    _hold(session, _AUTO_REPLY, {"address": address, "at": at, "kind": kind})
+    hold(session, _AUTO_REPLY, {"address": address, "at": at, "kind": kind})
 
 
 def add_outbox_mail(session: Session, **columns: Any) -> int:

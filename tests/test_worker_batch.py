@@ -46,3 +46,26 @@ def test_batches_are_bounded(store: Store, clock: FakeClock) -> None:
         store_inbound(store, build_mail(subject=f"URGENT: {n}"), source="test", clock=clock)
     assert len(worker.process_batch(limit=20)) == 20
     assert len(worker.process_batch(limit=20)) == 5
+
+
+def test_a_mail_stored_twice_in_one_batch_is_processed_once(
+    store: Store, clock: FakeClock
+) -> None:
+    worker = Worker(make_config(store), store, clock)
+    raw = build_mail(subject="URGENT: twice", message_id="<twice@acme.example>")
+    # A resend with the same Message-ID but other bytes is a new mail, not a copy.
+    edited = build_mail(subject="URGENT: twice, edited", message_id="<twice@acme.example>")
+    for mail in (raw, raw, edited):
+        store_inbound(store, mail, source="test", clock=clock)
+
+    outcomes = worker.process_batch()
+    store_inbound(store, raw, source="test", clock=clock)
+    later = worker.process_batch()
+
+    assert [o.state for o in outcomes] == ["done", "duplicate", "done"]
+    assert [o.state for o in later] == ["duplicate"]
+    with store.session() as session:
+        items = session.scalars(select(InboundItem).order_by(InboundItem.id)).all()
+        assert [i.state for i in items] == ["done", "duplicate", "done", "duplicate"]
+        assert items[1].case_id == items[3].case_id == items[0].case_id is not None
+        assert [i.attempts for i in items] == [1, 1, 1, 1]
