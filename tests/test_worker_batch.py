@@ -48,9 +48,7 @@ def test_batches_are_bounded(store: Store, clock: FakeClock) -> None:
     assert len(worker.process_batch(limit=20)) == 5
 
 
-def test_a_mail_stored_twice_in_one_batch_is_processed_once(
-    store: Store, clock: FakeClock
-) -> None:
+def test_a_mail_stored_twice_in_one_batch_is_processed_once(store: Store, clock: FakeClock) -> None:
     worker = Worker(make_config(store), store, clock)
     raw = build_mail(subject="URGENT: twice", message_id="<twice@acme.example>")
     # A resend with the same Message-ID but other bytes is a new mail, not a copy.
