@@ -6,14 +6,16 @@ transaction. As ORM objects each one cost the unit of work far more to track and
 flush than the INSERT itself (about 0.4 ms against 0.04 ms per row on SQLite,
 measured), and an outgoing mail's link waited for the mail's id in a flush of its own.
 
-Rows nobody needs an id of (events, links, the auto-reply log) are held per session
-and written as one multi-row INSERT per table just before the session next queries
-through the ORM, flushes or commits (`watch` installs those hooks). Event ids so
-follow the order of the calls. A timer batch of 500 cases then costs a few
-statements per table instead of a round trip per row, which on PostgreSQL is most of
-the batch. The one Core read of these tables inside a mail's transaction, the
-auto-reply cap, adds `held_auto_replies` to what it counts. Outgoing mail and a new
-case are inserted at once, since their ids are needed.
+Rows nobody needs an id of (events, links, the auto-reply log), and updates by key
+that nothing reads back through Core in the same transaction (a new case's key, a
+processed item's outcome), are held per session and written as one statement per
+table just before the session next queries through the ORM, flushes or commits
+(`watch` installs those hooks). Event ids so follow the order of the calls. A timer
+batch of 500 cases then costs a few statements per table instead of a round trip
+per row, which on PostgreSQL is most of the batch. The one Core read of these
+tables inside a mail's transaction, the auto-reply cap, adds `held_auto_replies` to
+what it counts. Outgoing mail and a new case are inserted at once, since their ids
+are needed.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def hold(session: Session, statement: Insert | Update, row: dict[str, Any]) -> N
 
 
 def write_pending(session: Session) -> None:
-    """Write the rows held for this session, one INSERT per table."""
+    """Write the rows held for this session, one statement per table."""
     pending: dict[Insert | Update, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
     if pending:
         connection = session.connection()

@@ -174,9 +174,6 @@ class MessageLink(Base):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     at: Mapped[datetime]
 
-    # Lets a link be added with its outgoing mail before either has an id.
-    outbox_mail: Mapped[OutboxMail | None] = relationship(lazy="raise_on_sql")
-
     __table_args__ = (Index("ix_message_links_message_id", "message_id"),)
 
 
