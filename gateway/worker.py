@@ -68,6 +68,8 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Seen:
+    """One stored item with the same content hash, as the duplicate check needs it."""
+
     id: int
     message_id: str | None
     state: str
