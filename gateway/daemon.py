@@ -17,15 +17,15 @@ from types import FrameType
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.config import GatewayConfig
-from gateway.config_reload import ConfigReloader, apply_snapshot
-from gateway.delivery import OutboxSender
-from gateway.imap_watcher import ImapWatcher
-from gateway.monitoring import MonitoringServer, monitoring_for
-from gateway.smtp_listener import InboundHandler, RecipientPolicy, SmtpListener
-from gateway.timers import TimerThread, TimerTicker
-from gateway.worker import Worker
-from gateway.worker_processes import WakePipe, WorkerProcesses, WorkerSpec
+from gateway.config.load import GatewayConfig
+from gateway.ingest.imap.watcher import ImapWatcher
+from gateway.ingest.smtp import InboundHandler, RecipientPolicy, SmtpListener
+from gateway.ops.monitoring import MonitoringServer, monitoring_for
+from gateway.ops.reload import ConfigReloader, apply_snapshot
+from gateway.outbound.delivery import OutboxSender
+from gateway.timeline.timers import TimerThread, TimerTicker
+from gateway.work.processes import WakePipe, WorkerProcesses, WorkerSpec
+from gateway.work.worker import Worker
 from store.db import Store
 
 log = logging.getLogger("gateway.daemon")
@@ -53,7 +53,7 @@ class Daemon:
         self.store = store
         self.clock = clock
         store.migrate()  # the parts built below may read the store
-        # Hot reload (gateway/config_reload.py) swaps the config between messages.
+        # Hot reload (gateway/ops/reload.py) swaps the config between messages.
         self.reloader = reloader
         self.shadow_flag = shadow
         shadow = shadow or config.shadow
@@ -70,7 +70,7 @@ class Daemon:
         self._work_ready = threading.Event()
         self._mail_ready: Wakeup = threading.Event()
         # `[worker] processes = N`: the worker runs in N child processes instead of a
-        # thread (gateway/worker_processes.py); wake-ups must then cross processes.
+        # thread (gateway/work/processes.py); wake-ups must then cross processes.
         self.worker_processes: WorkerProcesses | None = None
         self._supervisor_wake = threading.Event()
         if config.worker.processes > 0:

@@ -73,7 +73,7 @@ class InboundItem(Base):
     # The full Decision (every rule with its evidence), so "why" survives for mail
     # that opened no case.
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # Short sha256 of the config that decided (gateway/config_version.py): after a hot
+    # Short sha256 of the config that decided (gateway/config/version.py): after a hot
     # reload, stored decisions still say which rules made them.
     config_version: Mapped[str | None] = mapped_column(String(64))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
@@ -114,7 +114,7 @@ class Case(Base):
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     root_message_id: Mapped[str | None] = mapped_column(String(500))
-    # -- the timeline (gateway/lifecycle.py, gateway/timers.py) --------------------
+    # -- the timeline (gateway/cases/lifecycle.py, gateway/timeline/timers.py) --------------------
     reminder_due: Mapped[datetime | None]
     first_response_breached_at: Mapped[datetime | None]
     # Level 4 has nobody left to escalate to, so its managers are told again and again.

@@ -8,9 +8,9 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from gateway.clock import Clock
-from gateway.config import GatewayConfig
+from gateway.config.load import GatewayConfig
 from gateway.daemon import Daemon
-from gateway.imap_state import FolderPosition, load_position
+from gateway.ingest.imap.state import FolderPosition, load_position
 from store.db import Store
 from store.models import Case, InboundItem, OutboxMail
 from tests.conftest import make_config

@@ -2,7 +2,7 @@
 
 Two weeks in November 2026 on the default config: levels 1-2 on the 09:00-17:00
 Mon-Fri business calendar, levels 3-4 around the clock. The expected numbers are
-worked out in tests/test_reports.py next to each case.
+worked out in tests/ops/test_reports.py next to each case.
 """
 
 from __future__ import annotations

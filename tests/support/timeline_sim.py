@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway.case_commands import CaseCommands
+from gateway.cli.case_changes import CaseCommands
 from gateway.clock import FakeClock
-from gateway.config import GatewayConfig
-from gateway.delivery import OutboxSender
-from gateway.ingest import store_inbound
-from gateway.timers import TimerTicker
-from gateway.worker import Worker
+from gateway.config.load import GatewayConfig
+from gateway.ingest.inbound import store_inbound
+from gateway.outbound.delivery import OutboxSender
+from gateway.timeline.timers import TimerTicker
+from gateway.work.worker import Worker
 from store.db import Store
 from store.models import Case, OutboxMail
 from tests.conftest import make_config

@@ -1,0 +1,1 @@
+"""Applying a Decision: open, upgrade, attach, and what a reply means for its case."""

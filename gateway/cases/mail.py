@@ -1,0 +1,147 @@
+"""Mail caused by the case timeline: rendering context, recipients and threading.
+
+Every mail goes through the stored outbox inside the caller's transaction, so a
+timer that fires and the mail it causes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.business_calendar import format_duration
+from gateway.config.load import GatewayConfig, Person
+from gateway.outbound import batch_memo as batch_memo
+from gateway.outbound.outbox import Outbox, QueuedMail, Recipient, Threading
+from gateway.timefmt import format_when
+from store.models import Case, OutboxMail
+
+# Kinds of mail the customer sees; the next one threads under the latest of these.
+CUSTOMER_KINDS = (
+    "acknowledgement",
+    "upgrade_notice",
+    "template_incomplete",
+    "status_update",
+    "escalation_notice",
+    "resolution_notice",
+    "reopen_notice",
+    "closing",
+)
+
+# How a state reads to a customer.
+STATE_TEXT = {
+    "open": "waiting for your case owner to pick it up",
+    "acknowledged": "picked up by your case owner",
+    "investigating": "being investigated",
+    "waiting_on_customer": "waiting for information from you",
+    "resolved": "resolved",
+    "monitoring": "resolved; we are monitoring to make sure the fix holds",
+    "closed": "closed",
+}
+
+
+def recipients(people: Iterable[Person | Recipient]) -> list[Recipient]:
+    """Deduplicated by address, first name wins, order kept."""
+    seen: dict[str, Recipient] = {}
+    for person in people:
+        email = person.email.lower()
+        if email and email not in seen:
+            seen[email] = Recipient(person.email, person.name)
+    return list(seen.values())
+
+
+class TimelineMail:
+    def __init__(self, config: GatewayConfig, outbox: Outbox) -> None:
+        self.config = config
+        self.outbox = outbox
+
+    def when(self, moment: datetime | None) -> str:
+        return format_when(moment, self.config.timezone) if moment is not None else ""
+
+    def context(self, case: Case, now: datetime, **extra: Any) -> dict[str, Any]:
+        level = self.config.level(case.level)
+        context: dict[str, Any] = {
+            "case": case,
+            "now": self.when(now),
+            "level_name": level.name,
+            "greeting_name": case.customer_name or case.customer_email,
+            "state_text": STATE_TEXT.get(case.state, case.state),
+            "first_response_text": format_duration(level.first_response),
+            "first_response_due": self.when(case.first_response_due),
+            "next_status_due": self.when(case.next_status_due) if case.state != "closed" else "",
+            "resolution_due": self.when(case.resolution_due),
+            "status_interval_text": format_duration(level.status_interval),
+            "is_24x7": level.calendar == "24x7",
+        }
+        context.update(extra)
+        return context
+
+    def threading(self, session: Session, case: Case, kinds: Sequence[str] | None) -> Threading:
+        """Answer the latest mail of the given kinds, referencing the customer's first mail."""
+        memo = batch_memo.current(session)
+        if memo is not None and kinds == memo.customer_kinds and case.id in memo.known_cases:
+            last = memo.last_customer_mail.get(case.id)
+        else:
+            query = select(OutboxMail.message_id).where(OutboxMail.case_id == case.id)
+            if kinds is not None:
+                query = query.where(OutboxMail.kind.in_(kinds))
+            last = session.scalar(query.order_by(OutboxMail.id.desc()).limit(1))
+        chain = [m for m in (case.root_message_id, last) if m]
+        references = tuple(dict.fromkeys(chain))
+        return Threading(references[-1] if references else None, references)
+
+    def to_customer(
+        self, session: Session, case: Case, kind: str, now: datetime, **extra: Any
+    ) -> QueuedMail | None:
+        to = [Recipient(case.customer_email, case.customer_name)]
+        cc = [Recipient(str(c["email"]), str(c.get("name", ""))) for c in case.customer_cc]
+        mail = self.outbox.enqueue(
+            session,
+            case=case,
+            kind=kind,
+            template=kind,
+            context=self.context(case, now, **extra),
+            to=to,
+            cc=[r for r in cc if r.email.lower() != case.customer_email.lower()],
+            subject=f"Re: {case.subject}",
+            threading=self.threading(session, case, CUSTOMER_KINDS),
+            now=now,
+            external=True,
+        )
+        memo = batch_memo.current(session)
+        if memo is not None and mail is not None:
+            memo.last_customer_mail[case.id] = mail.message_id
+        return mail
+
+    def to_staff(
+        self,
+        session: Session,
+        case: Case,
+        kind: str,
+        people: Iterable[Person | Recipient],
+        now: datetime,
+        *,
+        answering: Threading | None = None,
+        **extra: Any,
+    ) -> QueuedMail | None:
+        """Mail to our own people; `answering` threads it under a mail of theirs."""
+        to = recipients(people)
+        if not to:
+            return None
+        return self.outbox.enqueue(
+            session,
+            case=case,
+            kind=kind,
+            template=kind,
+            context=self.context(case, now, **extra),
+            to=to,
+            subject=case.subject,
+            threading=answering or self.threading(session, case, None),
+            now=now,
+            external=False,
+            auto_submitted="auto-generated",
+        )

@@ -1,0 +1,1 @@
+"""From a parsed mail to a Decision: loop guard, threading, lead check, rules."""

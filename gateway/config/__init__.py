@@ -1,0 +1,1 @@
+"""Typed configuration: sections, rule kinds, defaults and loading."""

@@ -1,0 +1,1 @@
+"""The ways mail comes in: stored raw and committed before it is acknowledged."""

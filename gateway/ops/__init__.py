@@ -1,0 +1,1 @@
+"""Operating the daemon: health and metrics, hot reload, reports, replay, rule suites."""

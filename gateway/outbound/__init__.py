@@ -1,0 +1,1 @@
+"""Everything that leaves: rendering, composing, the stored outbox and its sender."""

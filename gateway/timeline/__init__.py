@@ -1,0 +1,1 @@
+"""Timed work on cases: the timer tick and what a due case's timers do."""

@@ -1,0 +1,1 @@
+"""The processing worker, as a thread or as child processes."""

@@ -1,0 +1,67 @@
+"""A timer batch reads threading and caps once for all its cases: still exact."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from gateway.clock import FakeClock
+from gateway.config.load import AutoReplyConfig
+from store.db import Store
+from store.models import CaseEvent
+from tests.support.smtp_sink import SmtpSink
+from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
+
+ALICE = "alice@acme.example"
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, 23, hour, minute, tzinfo=UTC)
+
+
+def test_cap_holds_across_cases_of_one_batch(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    config = timeline_config(store, smtp_sink).model_copy(
+        update={"auto_reply": AutoReplyConfig(max_per_address_per_hour=2)}
+    )
+    sim = Simulation(store, smtp_sink, clock, config)
+    clock.set(at(12))
+    for n in range(3):  # level 4 (24x7): status mail every 2 hours
+        sim.receive(
+            mail(sender=ALICE, subject=f"URGENT: checkout down {n}", message_id=f"m{n}@acme")
+        )
+    assert [s.kind for s in sim.sent() if s.to == (ALICE,)] == ["acknowledgement"] * 2
+
+    sim.run_until(at(14, 1))
+    # All three status mails fall due in one batch at 14:00; the cap allows two.
+    status = [s for s in sim.sent(since=at(14)) if s.kind == "status_update"]
+    assert status == [Sent(at(14), "status_update", (ALICE,))] * 2
+    with store.session() as session:
+        held = session.scalars(
+            select(CaseEvent.detail).where(
+                CaseEvent.kind == "reply_suppressed", CaseEvent.at == at(14)
+            )
+        ).all()
+    assert len(held) == 1 and "cap of 2 automatic mails" in held[0]
+
+
+def test_status_mail_threads_under_the_previous_one_within_a_batch(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    clock.set(at(12))
+    key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="m1@acme"))
+    assert key is not None
+    sim.run_until(at(16, 1))
+    to_alice = smtp_sink.to(ALICE)
+    assert [s.kind for s in sim.sent() if s.to == (ALICE,)] == [
+        "acknowledgement",
+        "status_update",
+        "status_update",
+    ]
+    replies = [str(m.message["In-Reply-To"]) for m in to_alice]
+    ids = [str(m.message["Message-ID"]) for m in to_alice]
+    # Each customer mail answers the one before it.
+    assert replies[1:] == ids[:-1]
