@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from imapclient import IMAPClient  # noqa: E402
 
 from gateway.clock import SystemClock  # noqa: E402
-from gateway.config.load import parse_config  # noqa: E402
+from gateway.config import parse_config  # noqa: E402
 from gateway.daemon import Daemon  # noqa: E402
 from store.db import Store  # noqa: E402
 from tests.support.dovecot import DovecotServer  # noqa: E402

@@ -32,7 +32,7 @@ from sqlalchemy import func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.clock import SystemClock
-from gateway.config.load import parse_config
+from gateway.config import parse_config
 from gateway.daemon import Daemon
 from store.db import Store
 from store.models import Base, InboundItem, OutboxMail

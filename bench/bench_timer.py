@@ -35,7 +35,7 @@ import psycopg
 from sqlalchemy import insert, select, text, update
 
 from gateway.clock import FakeClock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.timeline.timers import TimerTicker
 from store.db import Store
 from store.models import Case, OutboxMail

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.ingest.imap.watcher import ImapWatcher
 from gateway.ingest.smtp import InboundHandler, RecipientPolicy, SmtpListener
 from gateway.ops.monitoring import MonitoringServer, monitoring_for

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.clock import FakeClock
-from gateway.config.load import GatewayConfig, parse_config
+from gateway.config import GatewayConfig, parse_config
 from store.db import Store
 from tests.support.databases import postgres_database, truncate_all
 from tests.support.dovecot import dovecot_server  # noqa: F401  (fixture)

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.business_calendar import BusinessCalendar, format_duration, parse_duration
+from gateway.business_calendar import BusinessCalendar
+from gateway.timefmt import format_duration, parse_duration
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -14,16 +14,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.act.reply_effects import ReplyReactions
-from gateway.business_calendar import format_duration
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.owners import choose_owner
 from gateway.cases.sla import set_level_deadlines
 from gateway.classify.classifier import Decision
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.leads.replies import LeadReplies
 from gateway.outbound.compose import Recipient, Threading
 from gateway.outbound.outbox import Outbox
-from gateway.timefmt import format_when
+from gateway.timefmt import format_duration, format_when
 from gateway.timeline.status_updates import StatusUpdates
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import Address, ParsedMail

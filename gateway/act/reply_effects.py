@@ -17,7 +17,7 @@ from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle, LifecycleError
 from gateway.cases.sla import ACTIVE_STATES
 from gateway.classify.classifier import Decision
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.outbound.outbox import Outbox
 from parsers.model import ParsedMail
 from store.models import Case

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.config.load import AccountConfig, Person
+from gateway.config import AccountConfig, Person
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.business_calendar import format_duration
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.mail import TimelineMail
 from gateway.cases.owners import choose_owner
@@ -29,8 +28,9 @@ from gateway.cases.sla import (
     set_level_deadlines,
     status_due_from,
 )
-from gateway.config.load import GatewayConfig, Person
+from gateway.config import GatewayConfig, Person
 from gateway.outbound.outbox import Outbox, Recipient
+from gateway.timefmt import format_duration
 from store.appends import add_event
 from store.models import Case, CaseEvent
 

@@ -13,11 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.business_calendar import format_duration
-from gateway.config.load import GatewayConfig, Person
+from gateway.config import GatewayConfig, Person
 from gateway.outbound import batch_memo as batch_memo
 from gateway.outbound.outbox import Outbox, QueuedMail, Recipient, Threading
-from gateway.timefmt import format_when
+from gateway.timefmt import format_duration, format_when
 from store.models import Case, OutboxMail
 
 # Kinds of mail the customer sees; the next one threads under the latest of these.

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.cases.accounts import AccountDirectory
-from gateway.config.load import GatewayConfig, Person
+from gateway.config import GatewayConfig, Person
 from store.models import OwnerRotation
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gateway.business_calendar import BusinessCalendar
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from store.models import Case
 
 # States in which the customer is still waiting for us: response and resolution

@@ -17,7 +17,7 @@ from gateway.classify.loop_guard import LoopGuardSettings, auto_reply_block_reas
 from gateway.classify.rules import Rule, RuleContext, RuleResult, build_rules
 from gateway.classify.rules.phrase import PhraseScreen
 from gateway.classify.threading import ThreadMatch, find_case, ticket_in_subject
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.leads.auth import LeadAuthorizer
 from gateway.outbound.tokens import ReplyTokens, tokens_from_store
 from parsers.escalation_template import EscalationTemplate, parse_escalation_template

@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.business_calendar import parse_duration
 from gateway.classify.classifier import Classifier
 from gateway.cli.common import UserError, open_store, print_json
 from gateway.cli.outbox_views import OUTBOX_STATES, format_outbox, list_outbox
 from gateway.cli.progress import Progress
 from gateway.clock import SystemClock
-from gateway.config.load import GatewayConfig, load_config_file
+from gateway.config import GatewayConfig, load_config_file
 from gateway.config.version import version_of_bytes
 from gateway.ops.replay import format_changes, replay
 from gateway.ops.rule_suite import SuiteError, format_report, run_suite
+from gateway.timefmt import parse_duration
 
 AddCommand = Callable[[str, Callable[..., int], str, str], Any]
 

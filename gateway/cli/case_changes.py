@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle, LifecycleError
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.render import Renderer
 from store.db import Store

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import OperationalError
 
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from store.db import Store
 
 EXIT_USAGE = 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.clock import Clock
+from gateway.config import GatewayConfig
 from gateway.config.imap import ImapMailboxConfig
-from gateway.config.load import GatewayConfig
 from gateway.ingest.imap.connection import ImapFailure, classify, close, connect
 from gateway.ingest.imap.sync import FolderSync
 from gateway.work.worker import Worker

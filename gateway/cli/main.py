@@ -26,7 +26,7 @@ from gateway.cli.common import OneLineErrorParser, UserError, open_store, print_
 from gateway.cli.ingest_once import ingest_mailboxes
 from gateway.cli.progress import Progress
 from gateway.clock import SystemClock
-from gateway.config.load import EMBEDDED, ConfigError, GatewayConfig, load_config
+from gateway.config import EMBEDDED, ConfigError, GatewayConfig, load_config
 from gateway.daemon import Daemon
 from gateway.ingest.imap.connection import ImapFailure
 from gateway.ingest.inbound import store_inbound

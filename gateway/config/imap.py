@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from gateway.business_calendar import parse_duration
+from gateway.timefmt import parse_duration
 
 # RFC 2177: servers may drop an IDLE client after 30 minutes of silence, so clients
 # must re-issue IDLE at least every 29 minutes.

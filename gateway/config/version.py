@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 
 VERSION_LENGTH = 12
 

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.clock import Clock
-from gateway.config.load import SmtpListenerConfig
+from gateway.config import SmtpListenerConfig
 from gateway.ingest.inbound import inbound_row, store_rows
 from store.db import Store
 

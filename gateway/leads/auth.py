@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.leads.sender_auth import authenticated_by
 from gateway.outbound.tokens import ReplyTokens
 from parsers.model import ParsedMail

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gateway.business_calendar import parse_duration
+from gateway.timefmt import parse_duration
 
 # Keys as leads type them, mapped to the command they mean.
 _KEYS: dict[str, str] = {

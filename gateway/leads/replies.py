@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle, LifecycleError
 from gateway.cases.sla import ACTIVE_STATES, refresh_wakeup
-from gateway.config.load import GatewayConfig, Person
+from gateway.config import GatewayConfig, Person
 from gateway.leads.auth import LeadAuthorizer
 from gateway.leads.commands import HELP_TEXT, Command, parse_commands
 from gateway.outbound.outbox import Outbox, Recipient, Threading

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from gateway.cases.sla import ACTIVE_STATES
 from gateway.clock import Clock
-from gateway.config.load import MonitoringConfig
+from gateway.config import MonitoringConfig
 from store.db import Store
 from store.models import Case, CaseEvent, InboundItem, OutboxMail
 

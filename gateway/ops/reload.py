@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.classify.classifier import Classifier
-from gateway.config.load import EMBEDDED, ConfigError, GatewayConfig, parse_config
+from gateway.config import EMBEDDED, ConfigError, GatewayConfig, parse_config
 from gateway.config.version import version_of_bytes, version_of_config
 from gateway.outbound.render import Renderer
 

@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.cases.sla import status_due_from
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from store.models import Case, CaseEvent, InboundItem
 
 GroupBy = Literal["level", "account", "owner"]

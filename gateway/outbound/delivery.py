@@ -18,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 
 from gateway.clock import Clock
-from gateway.config.load import OutboundConfig
+from gateway.config import OutboundConfig
 from store.db import Store
 from store.models import OutboxMail
 

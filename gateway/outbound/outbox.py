@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.classify.loop_guard import OWN_MARKER_HEADER
 from gateway.classify.threading import strip_reply_prefixes
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.outbound import batch_memo as batch_memo
 from gateway.outbound.compose import Recipient, Threading, compose
 from gateway.outbound.render import Renderer

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from store.db import Store
 from store.models import Setting
 

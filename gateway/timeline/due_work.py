@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gateway.cases.lifecycle import Lifecycle
 from gateway.cases.sla import first_response_pending, refresh_wakeup, resolution_clock_running
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.outbound.outbox import Recipient
 from gateway.timeline.status_updates import StatusUpdates
 from store.models import Case

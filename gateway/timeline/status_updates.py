@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gateway.cases.mail import STATE_TEXT, TimelineMail
 from gateway.cases.sla import refresh_wakeup, status_due_from, status_slot
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from store.appends import add_event
 from store.models import Case, CaseEvent
 

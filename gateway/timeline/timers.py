@@ -26,7 +26,7 @@ from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle
 from gateway.cases.mail import CUSTOMER_KINDS
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.outbound import batch_memo as batch_memo
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.render import Renderer

@@ -39,7 +39,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from types import FrameType
 
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.log_format import TEXT_FORMAT, use_format
 from gateway.work.worker import Worker
 from store.db import Store

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.act.actions import CaseActions
 from gateway.classify.classifier import Classifier, Decision, Evaluation
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.config.version import version_of_config
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.render import Renderer

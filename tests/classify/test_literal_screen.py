@@ -8,7 +8,8 @@ import re
 import pytest
 
 from gateway.classify.rules.literal_screen import LiteralScreen, fold, required_literals
-from gateway.config.load import GatewayConfig, PhraseRule
+from gateway.config import GatewayConfig
+from gateway.config.rule_kinds.phrase import PhraseRule
 from parsers.mail import parse_mail
 from tests.classify.test_phrase_rule import TEXTS
 from tests.parsers.test_corpus_parsing import CORPUS, corpus_messages

@@ -10,7 +10,8 @@ from gateway.cases.accounts import AccountDirectory
 from gateway.classify.classifier import Classifier
 from gateway.classify.rules.base import RuleContext
 from gateway.classify.rules.phrase import Phrases, PhraseScreen, any_of
-from gateway.config.load import GatewayConfig, PhraseRule
+from gateway.config import GatewayConfig
+from gateway.config.rule_kinds.phrase import PhraseRule
 from parsers.mail import parse_mail
 from tests.support.mails import build_mail
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from gateway.config import ConfigError, parse_config
 from gateway.config.imap import ImapMailboxConfig
-from gateway.config.load import ConfigError, parse_config
 from gateway.ingest.imap.connection import ImapFailure, connect
 from store.db import Store
 from tests.support.dovecot import DovecotServer

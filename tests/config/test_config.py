@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.load import ConfigError, GatewayConfig, load_config, load_config_file
+from gateway.config import ConfigError, GatewayConfig, load_config, load_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = """
 import json, os, signal, sys
 from gateway.clock import SystemClock
-from gateway.config.load import parse_config
+from gateway.config import parse_config
 from gateway.daemon import Daemon
 from store.db import Store
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from gateway.classify.classifier import Classifier
 from gateway.clock import FakeClock
-from gateway.config.load import GatewayConfig, PhraseRule
+from gateway.config import GatewayConfig
+from gateway.config.rule_kinds.phrase import PhraseRule
 from gateway.ingest.inbound import store_inbound
 from gateway.ops.replay import replay
 from gateway.work.worker import Worker

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.ops.reports import build_report, collect, format_table
 from store.db import Store
 from tests.support.report_data import at, seed

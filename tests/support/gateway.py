@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gateway.clock import FakeClock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.daemon import Daemon
 from store.db import Store
 from store.models import Case, CaseEvent, InboundItem, OutboxMail

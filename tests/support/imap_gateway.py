@@ -8,7 +8,7 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from gateway.clock import Clock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.daemon import Daemon
 from gateway.ingest.imap.state import FolderPosition, load_position
 from store.db import Store

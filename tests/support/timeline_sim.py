@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from gateway.cli.case_changes import CaseCommands
 from gateway.clock import FakeClock
-from gateway.config.load import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.ingest.inbound import store_inbound
 from gateway.outbound.delivery import OutboxSender
 from gateway.timeline.timers import TimerTicker

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from gateway.clock import FakeClock
-from gateway.config.load import AutoReplyConfig
+from gateway.config import AutoReplyConfig
 from store.db import Store
 from store.models import CaseEvent
 from tests.support.smtp_sink import SmtpSink

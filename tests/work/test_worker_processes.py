@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.clock import SystemClock
-from gateway.config.load import ConfigError, load_config_file
+from gateway.config import ConfigError, load_config_file
 from gateway.daemon import Daemon
 from gateway.ops.reload import ConfigReloader, load_snapshot
 from store.db import Store

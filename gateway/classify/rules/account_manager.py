@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.classify.rules.base import RuleContext, RuleResult
-from gateway.config.load import AccountManagerRule
+from gateway.config.rule_kinds.account_manager import AccountManagerRule
 from parsers.model import ParsedMail
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.classify.rules.base import RuleContext, RuleResult
-from gateway.config.load import HeaderRule
+from gateway.config.rule_kinds.header import HeaderRule
 from parsers.model import ParsedMail
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.classify.rules.base import RuleContext, RuleResult, quote
 from gateway.classify.rules.literal_screen import LiteralScreen, fold
-from gateway.config.load import PhraseRule
+from gateway.config.rule_kinds.phrase import PhraseRule
 from parsers.model import ParsedMail
 
 _LEADING_FLAGS = re.compile(r"^\(\?([aimsu]+)\)")

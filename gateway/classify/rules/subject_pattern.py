@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.classify.rules.base import RuleContext, RuleResult, quote
-from gateway.config.load import SubjectPatternRule
+from gateway.config.rule_kinds.subject_pattern import SubjectPatternRule
 from parsers.model import ParsedMail
 
 

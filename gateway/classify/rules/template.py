@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.classify.rules.base import RuleContext, RuleResult
-from gateway.config.load import TemplateRule
+from gateway.config.rule_kinds.template import TemplateRule
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import ParsedMail
 
