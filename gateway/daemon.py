@@ -20,8 +20,8 @@ from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.ingest.imap.watcher import ImapWatcher
 from gateway.ingest.smtp import InboundHandler, RecipientPolicy, SmtpListener
-from gateway.ops.monitoring import MonitoringServer, monitoring_for
-from gateway.ops.reload import ConfigReloader, apply_snapshot
+from gateway.ops.monitoring import MonitoringServer, Probe
+from gateway.ops.reload import ConfigReloader, ConfigSnapshot
 from gateway.outbound.delivery import OutboxSender
 from gateway.timeline.timers import TimerThread, TimerTicker
 from gateway.work.processes import WakePipe, WorkerProcesses, WorkerSpec
@@ -149,7 +149,51 @@ class Daemon:
         if self.reloader is not None:
             snapshot = self.reloader.poll()
             if snapshot is not None:
-                apply_snapshot(self, snapshot)
+                self.apply(snapshot)
+
+    def apply(self, snapshot: ConfigSnapshot) -> None:
+        """Give the parts the new config; called in the worker thread between batches.
+
+        The worker is replaced outright (classifier, case actions, outbox renderer), or,
+        with worker processes, the processes are (see WorkerProcesses.replace). The
+        outbox sender and the timer ticker run in other threads; each reads its
+        attribute once per step, so replacing the object swaps them at their next step.
+        """
+        config = snapshot.config
+        shadow = self.shadow_flag or config.shadow
+        self.worker = Worker(
+            config, self.store, self.clock, shadow=shadow, config_version=snapshot.version
+        )
+        if self.worker_processes is not None:
+            self.worker_processes.replace(self.worker_spec(config, snapshot.version))
+        self.sender = OutboxSender(config.outbound, self.store, self.clock)
+        self.timers.ticker = TimerTicker(config, self.store, self.clock, shadow=shadow)
+        self.config = config
+
+    def probes(self) -> dict[str, Probe]:
+        """One liveness check per part, for /healthz."""
+        probes: dict[str, Probe] = {}
+        if self.listener is not None:
+            probes["smtp_listener"] = self.listener.is_running
+        for thread in self._threads:
+            probes[thread.name] = thread.is_alive
+        probes["timers"] = self.timers.is_alive
+        for watcher in self.imap_watchers:
+            probes[f"imap:{watcher.config.name}"] = watcher.is_alive
+        processes = self.worker_processes
+        if processes is not None:
+            # Healthy while every child runs; one being restarted after a crash is not.
+            probes["worker_processes"] = lambda: processes.alive() == processes.count
+        return probes
+
+    def _monitoring(self) -> MonitoringServer:
+        return MonitoringServer(
+            self.config.monitoring,
+            self.store,
+            self.clock,
+            self.probes(),
+            timers_running=self.timers.is_alive,
+        )
 
     def _work_step(self) -> bool:
         self._poll_reload()
@@ -193,7 +237,7 @@ class Daemon:
         for watcher in self.imap_watchers:
             watcher.start()
         self.timers.start()
-        self.monitoring = monitoring_for(self) if self.config.monitoring.enabled else None
+        self.monitoring = self._monitoring() if self.config.monitoring.enabled else None
         if self.monitoring is not None:
             self.monitoring.start()
         log.info("gateway running")

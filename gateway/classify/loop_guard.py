@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import getaddresses
 
+from gateway.outbound.marks import OWN_MARKER_HEADER
 from parsers.model import ParsedMail
 
 __all__ = [
@@ -57,10 +58,6 @@ __all__ = [
     "LoopGuardSettings",
     "auto_reply_block_reason",
 ]
-
-# Stamped on every mail the gateway sends, so a copy coming back to us (a
-# forward, a list echo, a misrouted reply) is recognised without guessing.
-OWN_MARKER_HEADER = "X-Escalation-Gateway-Case"
 
 
 @dataclass(frozen=True)

@@ -13,25 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.outbound.marks import case_tag_pattern
 from parsers.model import ParsedMail
 from store.models import Case, MessageLink
 
-# Reply and forward prefixes in the languages our customers write in; Outlook and
-# others stack them ("AW: RE: Fwd:"), so they are stripped repeatedly.
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|aw|sv|vs|antw|antwort|ref|rif|r|res|odp|ynt|fw|fwd|wg|tr|rv|enc|vl|doorst)"
-    r"(?:\[\d+\])?\s*[:\uff1a]\s*)+",  # \uff1a: the full-width colon of CJK clients
-    re.IGNORECASE,
-)
 _TICKET_IN_SUBJECT = re.compile(r"\bticket\s*(?:#|no\.?|number)?\s*:?\s*(\d{1,12})\b", re.I)
-
-
-def strip_reply_prefixes(subject: str) -> str:
-    return _PREFIX.sub("", subject).strip()
-
-
-def case_tag_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(rf"\[?\b({re.escape(prefix)}-\d{{3,}})\b\]?")
 
 
 def ticket_in_subject(subject: str) -> str | None:

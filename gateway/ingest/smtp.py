@@ -153,5 +153,8 @@ class SmtpListener:
         self.controller.start()
         log.info("SMTP listener on %s:%s", self.config.host, self.port)
 
+    def is_running(self) -> bool:
+        return bool(self.controller.loop.is_running())
+
     def stop(self) -> None:
         self.controller.stop()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -27,9 +27,6 @@ from gateway.clock import Clock
 from gateway.config import MonitoringConfig
 from store.db import Store
 from store.models import Case, CaseEvent, InboundItem, OutboxMail
-
-if TYPE_CHECKING:
-    from gateway.daemon import Daemon
 
 log = logging.getLogger("gateway.monitoring")
 
@@ -307,55 +304,3 @@ def _handler_for(server: MonitoringServer) -> type[BaseHTTPRequestHandler]:
             log.debug("%s " + format, self.address_string(), *args)
 
     return Handler
-
-
-def daemon_probes(
-    listener_running: Probe | None, threads: Mapping[str, Callable[[], threading.Thread | None]]
-) -> dict[str, Probe]:
-    probes: dict[str, Probe] = {}
-    if listener_running is not None:
-        probes["smtp_listener"] = listener_running
-    for name, get_thread in threads.items():
-
-        def alive(get: Callable[[], threading.Thread | None] = get_thread) -> bool:
-            thread = get()
-            return thread is not None and thread.is_alive()
-
-        probes[name] = alive
-    return probes
-
-
-def monitoring_for(daemon: Daemon) -> MonitoringServer:
-    """The server with liveness probes for each part of a daemon."""
-    listener = daemon.listener
-    threads: dict[str, Callable[[], threading.Thread | None]] = {
-        thread.name: _constant(thread) for thread in daemon._threads
-    }
-    timers = daemon.timers
-    threads["timers"] = lambda: timers._thread
-    for watcher in daemon.imap_watchers:
-        # The watcher keeps its thread private; it is alive while the mailbox is watched.
-        threads[f"imap:{watcher.config.name}"] = _thread_of(watcher)
-    probes = daemon_probes(
-        (lambda: listener.controller.loop.is_running()) if listener is not None else None,
-        threads,
-    )
-    processes = daemon.worker_processes
-    if processes is not None:
-        # Healthy while every child runs; one being restarted after a crash is not.
-        probes["worker_processes"] = lambda: processes.alive() == processes.count
-    return MonitoringServer(
-        daemon.config.monitoring,
-        daemon.store,
-        daemon.clock,
-        probes,
-        timers_running=lambda: daemon.timers._thread is not None,
-    )
-
-
-def _constant(thread: threading.Thread) -> Callable[[], threading.Thread | None]:
-    return lambda: thread
-
-
-def _thread_of(watcher: Any) -> Callable[[], threading.Thread | None]:
-    return lambda: watcher._thread

@@ -24,15 +24,11 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gateway.classify.classifier import Classifier
 from gateway.config import EMBEDDED, ConfigError, GatewayConfig, parse_config
 from gateway.config.version import version_of_bytes, version_of_config
 from gateway.outbound.render import Renderer
-
-if TYPE_CHECKING:
-    from gateway.daemon import Daemon
 
 log = logging.getLogger("gateway.config")
 
@@ -156,27 +152,3 @@ class ConfigReloader:
         self.current = snapshot
         log.info("config reloaded: version %s -> %s", old.version, snapshot.version)
         return snapshot
-
-
-def apply_snapshot(daemon: Daemon, snapshot: ConfigSnapshot) -> None:
-    """Give the daemon's parts the new config; called in the worker thread between items.
-
-    The worker is replaced outright (classifier, case actions, outbox renderer), or,
-    with worker processes, the processes are (see WorkerProcesses.replace). The
-    outbox sender and the timer ticker run in other threads; each reads its attribute
-    once per step, so replacing the object swaps them at their next step.
-    """
-    from gateway.outbound.delivery import OutboxSender
-    from gateway.timeline.timers import TimerTicker
-    from gateway.work.worker import Worker
-
-    config = snapshot.config
-    shadow = daemon.shadow_flag or config.shadow
-    daemon.worker = Worker(
-        config, daemon.store, daemon.clock, shadow=shadow, config_version=snapshot.version
-    )
-    if daemon.worker_processes is not None:
-        daemon.worker_processes.replace(daemon.worker_spec(config, snapshot.version))
-    daemon.sender = OutboxSender(config.outbound, daemon.store, daemon.clock)
-    daemon.timers.ticker = TimerTicker(config, daemon.store, daemon.clock, shadow=shadow)
-    daemon.config = config

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from gateway.classify.loop_guard import OWN_MARKER_HEADER
-from gateway.classify.threading import strip_reply_prefixes
 from gateway.config import GatewayConfig
 from gateway.outbound import batch_memo as batch_memo
 from gateway.outbound.compose import Recipient, Threading, compose
+from gateway.outbound.marks import OWN_MARKER_HEADER, strip_reply_prefixes
 from gateway.outbound.render import Renderer
 from gateway.outbound.tokens import ReplyTokens, tokens_from_store
 from store.appends import add_auto_reply, add_event, add_link, add_outbox_mail, held_auto_replies

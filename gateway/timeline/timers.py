@@ -170,6 +170,9 @@ class TimerThread:
         self._thread = threading.Thread(target=self._loop, name="timers", daemon=True)
         self._thread.start()
 
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         if self._thread is not None:

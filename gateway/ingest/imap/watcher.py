@@ -78,6 +78,10 @@ class ImapWatcher:
         """Ask the thread to finish; it completes the batch in hand first."""
         self._stop.set()
 
+    def is_alive(self) -> bool:
+        """True while the folder is being watched (the thread runs through outages)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
