@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import OperationalError
@@ -13,6 +14,9 @@ from gateway.config import GatewayConfig
 from store.db import Store
 
 EXIT_USAGE = 2
+
+# add(name, handler, help, example) -> the command's argparse parser; see cli/main.py.
+AddCommand = Callable[[str, Callable[..., int], str, str], Any]
 
 
 class UserError(Exception):
