@@ -64,3 +64,36 @@ def test_progress_only_on_a_terminal() -> None:
     progress(4, 4)
     progress.finish()
     assert tty.getvalue() == "\rreplay: 1/4  25%\rreplay: 4/4 100%\n"
+
+
+def test_output_closed_early_is_quiet(tmp_path: Path) -> None:
+    # `cases list --json | head -c 1`, with more output than a pipe buffer holds, so the
+    # command is still writing when the reader goes away.
+    files = []
+    for n in range(300):
+        path = tmp_path / f"{n}.eml"
+        path.write_bytes(
+            f"From: c{n}@acme.example\nTo: support@example.com\nSubject: URGENT {n}\n\nHelp\n".encode()
+        )
+        files.append(str(path))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "ingest", "--no-deliver", *files],
+        cwd=tmp_path,
+        capture_output=True,
+        env=env,
+        check=True,
+    )
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "cases", "list", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.read(1)
+    listing.stdout.close()
+    stderr = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 1
+    assert stderr == ""
