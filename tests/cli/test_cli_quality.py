@@ -72,9 +72,8 @@ def test_output_closed_early_is_quiet(tmp_path: Path) -> None:
     files = []
     for n in range(300):
         path = tmp_path / f"{n}.eml"
-        path.write_bytes(
-            f"From: c{n}@acme.example\nTo: support@example.com\nSubject: URGENT {n}\n\nHelp\n".encode()
-        )
+        headers = f"From: c{n}@acme.example\nTo: support@example.com\nSubject: URGENT {n}\n"
+        path.write_bytes(f"{headers}\nHelp\n".encode())
         files.append(str(path))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(
