@@ -10,9 +10,6 @@ rest of the gateway sees the same normalisation whichever parser won.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import email
 import email.policy
 import email.utils
@@ -24,6 +21,15 @@ from typing import Any
 
 import mailparser
 
+from parsers.charsets import (
+    decode_8bit,
+    decode_bytes,
+    decode_encoded_words,
+    decode_header_value,
+    is_fallback,
+    looks_misdecoded,
+    unfold,
+)
 from parsers.html_text import html_to_text
 from parsers.model import Address, ParsedMail, UnparseableMail
 
@@ -33,33 +39,8 @@ __all__ = ["decode_bytes", "decode_header_value", "parse_mail"]
 _MAX_DEPTH = 40
 _MAX_DEFECT_LEN = 160
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ANGLE_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
-_ISO2022_ESCAPE = re.compile(rb"\x1b[$(][@ABDJ]")
-# EUC-CN (GB2312) text is pairs of high bytes; Latin-1 prose has lone high bytes
-# between ASCII letters.  Telling the two apart keeps "café" from becoming Hanzi.
-_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
-_DOUBLE_BYTE_PAIR = re.compile(rb"(?:[\xa1-\xfe][\xa1-\xfe])+")
 
-# Labels that are wrong in practice: the bytes are usually the superset charset.
-_CHARSET_UPGRADES = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "euc-cn": "gb18030",
-    "iso-8859-1": "cp1252",
-    "latin-1": "cp1252",
-    "latin1": "cp1252",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "shift_jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "iso-2022-jp": "iso2022_jp_ext",
-}
-_JAPANESE_NAMES = {"iso2022_jp_ext", "iso-2022-jp-2", "euc-jp", "cp932", "shift-jis"}
-_ASCII_NAMES = {"us-ascii", "ascii", "ansi_x3.4-1968", "646", "us"}
 
 _DEFECT_TEXT = {
     "CloseBoundaryNotFoundDefect": "missing final boundary",
@@ -111,7 +92,7 @@ def _parse_with_mailparser(data: bytes) -> ParsedMail | None:
     defects: list[str] = []
     plain = [str(p) for p in parser.text_plain]
     html = [str(p) for p in parser.text_html]
-    if any(_looks_misdecoded(part) for part in (*plain, *html)):
+    if any(looks_misdecoded(part) for part in (*plain, *html)):
         # mail-parser trusts the declared (or default utf-8) charset; redo from the bytes.
         plain, html = _collect_bodies(message, defects)
         defects.append("body charset repaired")
@@ -223,63 +204,6 @@ def _assemble(
 # -- headers -----------------------------------------------------------------------------------
 
 
-def decode_header_value(value: str) -> str:
-    """Unfold a raw header value, recover raw 8-bit bytes and decode RFC 2047 words."""
-    return _decode_encoded_words(_FOLD.sub("", _decode_8bit(value))).strip()
-
-
-def _decode_8bit(value: str) -> str:
-    # The bytes parser smuggles undeclared 8-bit header bytes through as surrogates.
-    try:
-        as_bytes = value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        as_bytes = value.encode("utf-8", "replace")
-    return decode_bytes(as_bytes, None)[0]
-
-
-def _decode_encoded_words(text: str) -> str:
-    out: list[str] = []
-    run: list[tuple[str, bytes]] = []  # adjacent encoded words, merged before decoding
-    position = 0
-
-    def flush() -> None:
-        merged: list[tuple[str, bytes]] = []
-        for charset, chunk in run:
-            if merged and merged[-1][0] == charset:
-                # Multibyte characters are routinely split across adjacent words.
-                merged[-1] = (charset, merged[-1][1] + chunk)
-            else:
-                merged.append((charset, chunk))
-        out.extend(decode_bytes(chunk, charset)[0] for charset, chunk in merged)
-        run.clear()
-
-    for match in _ENCODED_WORD.finditer(text):
-        gap = text[position : match.start()]
-        if gap.strip() or not run:
-            flush()
-            out.append(gap)
-        payload = _decode_word_payload(match.group(2), match.group(3))
-        if payload is None:
-            flush()
-            out.append(match.group(0))
-        else:
-            run.append((match.group(1).split("*", 1)[0].lower(), payload))
-        position = match.end()
-    flush()
-    out.append(text[position:])
-    return "".join(out)
-
-
-def _decode_word_payload(kind: str, payload: str) -> bytes | None:
-    try:
-        encoded = payload.encode("ascii")
-        if kind in "bB":
-            return base64.b64decode(encoded + b"=" * (-len(encoded) % 4))
-        return binascii.a2b_qp(encoded, header=True)
-    except (ValueError, binascii.Error):
-        return None
-
-
 def _raw_items(message: Message) -> Iterator[tuple[str, str]]:
     for name, value in message.raw_items():
         yield str(name), str(value)
@@ -326,87 +250,14 @@ def _addresses_from_pairs(pairs: object) -> tuple[Address, ...]:
 def _addresses_from_header(raw_values: list[str]) -> tuple[Address, ...]:
     # Split on the undecoded value: a decoded display name may contain commas.
     result = []
-    for name, addr in email.utils.getaddresses([_decode_8bit(v) for v in raw_values]):
+    for name, addr in email.utils.getaddresses([decode_8bit(v) for v in raw_values]):
         if addr.strip():
-            display = _fold_whitespace(_decode_encoded_words(name))
+            display = _fold_whitespace(decode_encoded_words(name))
             result.append(Address(name=display, email=addr.strip().lower()))
     return tuple(result)
 
 
 # -- bodies and charsets -----------------------------------------------------------------------
-
-
-def decode_bytes(data: bytes, declared: str | None) -> tuple[str, str]:
-    """Decode text of uncertain charset; returns (text, codec used).  Never raises."""
-    candidates = list(_charset_candidates(data, declared))
-    for candidate in candidates:
-        if candidate == "cp1252" and _mostly_utf8(data):
-            # UTF-8 with a stray or truncated byte reads far better than cp1252 mojibake.
-            return data.decode("utf-8", "replace"), "utf-8"
-        try:
-            return data.decode(candidate), candidate
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode("latin-1"), "latin-1"
-
-
-def _mostly_utf8(data: bytes) -> bool:
-    text = data.decode("utf-8", "replace")
-    bad = text.count("\ufffd")
-    good = sum(1 for ch in text if ord(ch) > 0x7F) - bad
-    return good >= 4 * bad
-
-
-def _charset_candidates(data: bytes, declared: str | None) -> Iterator[str]:
-    label = (declared or "").strip().strip("\"'").lower()
-    label = _CHARSET_UPGRADES.get(label, label)
-    if _ISO2022_ESCAPE.search(data) and not re.sub(r"[-_]", "", label).startswith("iso2022"):
-        # ISO-2022-JP is 7-bit, so an ASCII label "decodes" it into escape-sequence noise.
-        yield "iso2022_jp_ext"
-    if label and label not in _ASCII_NAMES and label != "unknown-8bit" and _known_codec(label):
-        yield label
-    if label in _ASCII_NAMES or not label:
-        yield "ascii"
-    yield "utf-8"
-    if _looks_double_byte(data):
-        yield "euc_jp" if _looks_japanese(data) else "gb18030"
-    if label in _JAPANESE_NAMES:
-        yield "cp932"
-    yield "cp1252"
-
-
-def _known_codec(label: str) -> bool:
-    try:
-        codecs.lookup(label)
-    except LookupError:
-        return False
-    return True
-
-
-def _looks_double_byte(data: bytes) -> bool:
-    runs = _HIGH_RUN.findall(data)
-    return bool(runs) and all(_DOUBLE_BYTE_PAIR.fullmatch(run) for run in runs)
-
-
-def _looks_japanese(data: bytes) -> bool:
-    # GB2312 and EUC-JP share the byte layout, but only Japanese prose is full of kana.
-    try:
-        text = data.decode("euc_jp")
-    except UnicodeDecodeError:
-        return False
-    wide = [ch for ch in text if ord(ch) > 0x2FFF]
-    kana = [ch for ch in wide if "\u3040" <= ch <= "\u30ff"]
-    return bool(wide) and len(kana) * 4 >= len(wide)
-
-
-def _looks_misdecoded(text: str) -> bool:
-    if "\ufffd" in text or "\x1b" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _collect_bodies(message: Message, defects: list[str]) -> tuple[list[str], list[str]]:
@@ -423,15 +274,10 @@ def _collect_bodies(message: Message, defects: list[str]) -> tuple[list[str], li
             continue
         declared = part.get_content_charset()
         text, used = decode_bytes(payload, declared)
-        if _is_fallback(declared, used):
+        if is_fallback(declared, used):
             defects.append(f"charset fallback: declared {declared or 'none'}, decoded as {used}")
         (html if content_type == "text/html" else plain).append(text)
     return plain, html
-
-
-def _is_fallback(declared: str | None, used: str) -> bool:
-    wanted = (declared or "").strip().strip("\"'").lower()
-    return used not in ("ascii", "utf-8", wanted, _CHARSET_UPGRADES.get(wanted))
 
 
 def _leaf_parts(part: Message, depth: int, defects: list[str]) -> Iterator[Message]:
@@ -467,7 +313,7 @@ def _filename(part: Message) -> str | None:
     probe = Message()
     for name, value in _raw_items(part):
         if name.lower() in ("content-disposition", "content-type"):
-            probe[name] = _FOLD.sub("", _decode_8bit(value))
+            probe[name] = unfold(decode_8bit(value))
     return probe.get_filename()
 
 
