@@ -61,6 +61,12 @@ def default_levels() -> tuple[LevelConfig, ...]:
 
 
 def default_rules() -> tuple[RuleConfig, ...]:
+    return (*_signal_rules(), *_phrase_rules())
+
+
+def _signal_rules() -> tuple[RuleConfig, ...]:
+    """The product's escalation signals: the account manager copied, URGENT, the
+    agents' template and the header trusted systems set."""
     return (
         AccountManagerRule(
             kind="account_manager",
@@ -90,6 +96,12 @@ def default_rules() -> tuple[RuleConfig, ...]:
             level_from_value=True,
             trusted_senders=("example.com",),
         ),
+    )
+
+
+def _phrase_rules() -> tuple[RuleConfig, ...]:
+    """Words in the mail that call for a higher level whoever sends them."""
+    return (
         PhraseRule(
             kind="phrase",
             name="security-or-data-loss",
