@@ -96,38 +96,12 @@ class Outbox:
 
         Returns None (and records why on the case) when the cap holds the mail back.
         """
-        if external:
-            capped = [r.email for r in to if self.cap_reached(session, r.email, now)]
-            if capped:
-                add_event(
-                    session,
-                    case_id=case.id,
-                    at=now,
-                    kind="reply_suppressed",
-                    detail=(
-                        f"{kind} to {', '.join(capped)} not sent: cap of "
-                        f"{self.config.auto_reply.max_per_address_per_hour} "
-                        "automatic mails per address per hour reached"
-                    ),
-                    data={"kind": kind, "reason": "per-address cap"},
-                )
-                return None
-        outbound = self.config.outbound
-        extra_headers: dict[str, str] = {}
-        if external or not case.key:
-            message_id = make_msgid(domain=outbound.effective_message_id_domain)
-        else:
-            # Staff mail carries the case's reply token in its Message-ID and Reply-To,
-            # so a lead's reply proves it answers mail we sent them.
-            tagged = self.tokens(session).tagged(case.key)
-            # Kept short: clients copy it into In-Reply-To, and long ids get folded.
-            message_id = f"<{tagged}.{secrets.token_hex(6)}@{outbound.effective_message_id_domain}>"
-            extra_headers["Reply-To"] = self.tokens(session).reply_address(
-                case.key, outbound.from_address
-            )
+        if external and self._held_back_by_cap(session, case, kind, to, now):
+            return None
+        message_id, identity_headers = self._identity(session, case, external)
         tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
         body = self.renderer.render(template, context)
-
+        outbound = self.config.outbound
         message = compose(
             sender=(outbound.from_name, outbound.from_address),
             to=to,
@@ -141,24 +115,88 @@ class Outbox:
                 "Auto-Submitted": auto_submitted,
                 "X-Auto-Response-Suppress": "All",
                 OWN_MARKER_HEADER: case.key or "",
-                **extra_headers,
+                **identity_headers,
             },
             text=body.text,
             html=body.html,
         )
+        queued = self._store(
+            session,
+            case=case,
+            kind=kind,
+            recipients=sorted({r.email for r in (*to, *cc)}),
+            subject=tagged_subject,
+            message_id=message_id,
+            raw=message,
+            now=now,
+        )
+        if external:
+            self._count_auto_replies(session, to, now)
+        return queued
 
-        recipients = sorted({r.email for r in (*to, *cc)})
+    def _held_back_by_cap(
+        self,
+        session: Session,
+        case: Case,
+        kind: str,
+        to: Sequence[Recipient],
+        now: datetime,
+    ) -> bool:
+        """True (recorded on the case) when a recipient has had its automatic mails."""
+        capped = [r.email for r in to if self.cap_reached(session, r.email, now)]
+        if not capped:
+            return False
+        add_event(
+            session,
+            case_id=case.id,
+            at=now,
+            kind="reply_suppressed",
+            detail=(
+                f"{kind} to {', '.join(capped)} not sent: cap of "
+                f"{self.config.auto_reply.max_per_address_per_hour} "
+                "automatic mails per address per hour reached"
+            ),
+            data={"kind": kind, "reason": "per-address cap"},
+        )
+        return True
+
+    def _identity(self, session: Session, case: Case, external: bool) -> tuple[str, dict[str, str]]:
+        """The mail's Message-ID and the headers that tie replies to it."""
+        outbound = self.config.outbound
+        if external or not case.key:
+            return make_msgid(domain=outbound.effective_message_id_domain), {}
+        # Staff mail carries the case's reply token in its Message-ID and Reply-To,
+        # so a lead's reply proves it answers mail we sent them.
+        tagged = self.tokens(session).tagged(case.key)
+        # Kept short: clients copy it into In-Reply-To, and long ids get folded.
+        message_id = f"<{tagged}.{secrets.token_hex(6)}@{outbound.effective_message_id_domain}>"
+        reply_to = self.tokens(session).reply_address(case.key, outbound.from_address)
+        return message_id, {"Reply-To": reply_to}
+
+    def _store(
+        self,
+        session: Session,
+        *,
+        case: Case,
+        kind: str,
+        recipients: list[str],
+        subject: str,
+        message_id: str,
+        raw: bytes,
+        now: datetime,
+    ) -> QueuedMail:
+        """The outbox row and the link that lets a reply to it find the case."""
         stored_id = message_id.strip("<>")
         mail_id = add_outbox_mail(
             session,
             case_id=case.id,
             kind=kind,
             created_at=now,
-            envelope_from=outbound.from_address,
+            envelope_from=self.config.outbound.from_address,
             recipients=recipients,
-            subject=tagged_subject,
+            subject=subject,
             message_id=stored_id,
-            raw=message,
+            raw=raw,
             state="shadow" if self.shadow else "pending",
             attempts=0,
             next_attempt_at=now,
@@ -171,13 +209,14 @@ class Outbox:
             outbox_id=mail_id,
             at=now,
         )
-        if external:
-            memo = batch_memo.current(session)
-            for r in to:
-                add_auto_reply(session, address=r.email, at=now)
-                if memo is not None and r.email in memo.known_addresses:
-                    memo.replies_this_hour[r.email] += 1
         return QueuedMail(mail_id, kind, stored_id)
+
+    def _count_auto_replies(self, session: Session, to: Sequence[Recipient], now: datetime) -> None:
+        memo = batch_memo.current(session)
+        for r in to:
+            add_auto_reply(session, address=r.email, at=now)
+            if memo is not None and r.email in memo.known_addresses:
+                memo.replies_this_hour[r.email] += 1
 
 
 __all__ = ["Outbox", "QueuedMail", "Recipient", "Threading"]
