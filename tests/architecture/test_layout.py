@@ -55,9 +55,9 @@ def _floor(module: str) -> int | None:
     best: tuple[int, int] | None = None  # (prefix length, floor)
     for number, units in enumerate(FLOORS):
         for unit in units:
-            if module == unit or module.startswith(unit + "."):
-                if best is None or len(unit) > best[0]:
-                    best = (len(unit), number)
+            inside = module == unit or module.startswith(unit + ".")
+            if inside and (best is None or len(unit) > best[0]):
+                best = (len(unit), number)
     return None if best is None else best[1]
 
 

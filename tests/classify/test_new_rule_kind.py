@@ -87,9 +87,9 @@ def test_a_rule_kind_added_as_two_modules_works(tmp_path: Path) -> None:
         b"Message-ID: <q1@vip.example>\n\nCould you look at our last invoice?\n"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = ["--config", "gateway.toml", "explain", "mail.eml", "--json"]
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", "gateway.toml", "explain", "mail.eml"]
-        + ["--json"],
+        [sys.executable, "-m", "gateway", *command],
         cwd=tmp_path,
         env=env,
         capture_output=True,
