@@ -26,7 +26,7 @@ class UnknownCase(LifecycleError):
     pass
 
 
-class CaseCommands:
+class CaseChanges:
     def __init__(
         self, config: GatewayConfig, store: Store, clock: Clock, *, shadow: bool = False
     ) -> None:

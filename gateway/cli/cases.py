@@ -7,7 +7,7 @@ import getpass
 
 from gateway.cases.lifecycle import LifecycleError
 from gateway.cli import case_views as views
-from gateway.cli.case_changes import CaseCommands
+from gateway.cli.case_changes import CaseChanges
 from gateway.cli.common import AddCommand, UserError, open_store, print_json
 from gateway.clock import SystemClock
 from gateway.config import GatewayConfig
@@ -16,7 +16,7 @@ from store.db import Store
 
 
 def _change_case(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
-    commands = CaseCommands(config, store, SystemClock())
+    commands = CaseChanges(config, store, SystemClock())
     actor = f"cli:{getpass.getuser()}"
     try:
         if args.cases_command == "note":

@@ -15,7 +15,7 @@ from gateway.cases.lifecycle import (
     ReopenWindowExpired,
     UnknownState,
 )
-from gateway.cli.case_changes import CaseCommands, UnknownCase
+from gateway.cli.case_changes import CaseChanges, UnknownCase
 from gateway.cli.main import main
 from gateway.clock import FakeClock
 from store.db import Store
@@ -137,6 +137,6 @@ def test_cli_note_and_set_state(
 
 def test_case_commands_work_on_a_fresh_instance(sim: Simulation) -> None:
     key = open_level_two(sim)
-    fresh = CaseCommands(sim.config, sim.store, sim.clock)
+    fresh = CaseChanges(sim.config, sim.store, sim.clock)
     fresh.set_state(key, "investigating", actor=LEE)
     assert sim.case(key).first_responded_at == sim.clock.now()

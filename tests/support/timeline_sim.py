@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway.cli.case_changes import CaseCommands
+from gateway.cli.case_changes import CaseChanges
 from gateway.clock import FakeClock
 from gateway.config import GatewayConfig
 from gateway.ingest.inbound import store_inbound
@@ -140,7 +140,7 @@ class Simulation:
         self.worker = Worker(self.config, self.store, self.clock)
         self.ticker = TimerTicker(self.config, self.store, self.clock)
         self.sender = OutboxSender(self.config.outbound, self.store, self.clock)
-        self.commands = CaseCommands(self.config, self.store, self.clock)
+        self.commands = CaseChanges(self.config, self.store, self.clock)
 
     def receive(self, raw: bytes) -> str | None:
         item_id = store_inbound(self.store, raw, source="test", clock=self.clock)
