@@ -1,7 +1,7 @@
-"""Commands on one case by key, each in its own transaction: the CLI's way in.
+"""Changes to one case by key (notes, state moves), each in its own transaction: the CLI's way in.
 
 A thin shell over gateway.cases.lifecycle: it finds the case, runs one lifecycle call and
-commits, so the CLI (and later lead commands by email) share the same rules.
+commits, so the CLI and lead commands by email share the same rules.
 """
 
 from __future__ import annotations
