@@ -85,6 +85,22 @@ class InboundItem(Base):
     )
 
 
+class InboundDedup(Base):
+    """One row per mail acted on: its content key, held by the item that acted.
+
+    The worker inserts the key in the transaction that handles the item; the primary
+    key lets only one transaction in any number of workers and daemons hold it, and
+    every other copy of the mail becomes a duplicate of the holder
+    (parsers/content_key.py defines the key, gateway/work/dedup.py claims it).
+    """
+
+    __tablename__ = "inbound_dedup"
+
+    content_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    inbound_item_id: Mapped[int] = mapped_column(ForeignKey("inbound_items.id"))
+    claimed_at: Mapped[datetime]
+
+
 class Case(Base):
     __tablename__ = "cases"
 
@@ -197,6 +213,11 @@ class OutboxMail(Base):
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # While claimed: the sending process ("host=.. ns=.. pid=.. start=..", see
+    # gateway/outbound/lease.py), so a dead holder's lease can be taken back at once.
+    lease_holder: Mapped[str | None] = mapped_column(String(300))
+    # Why a dead mail is dead: "refused" (a permanent 5xx) or "attempts" (ran out).
+    dead_cause: Mapped[str | None] = mapped_column(String(20))
 
     __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
 
@@ -243,3 +264,50 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class LeadCommand(Base):
+    """One row per mail read for lead commands on a case: applied or refused, and why.
+
+    `once_message_id` is the command mail's Message-ID on the first attempt only (NULL
+    on a replay), and unique per case: a mail re-delivered with the same Message-ID,
+    whatever else changed in it, is applied at most once, even by two workers at the
+    same time (gateway/leads/command_log.py).
+    """
+
+    __tablename__ = "lead_commands"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime]
+    sender: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str | None] = mapped_column(String(500))
+    once_message_id: Mapped[str | None] = mapped_column(String(500))
+    # "applied" (authorized; its commands ran, each maybe rejected) or "refused".
+    outcome: Mapped[str] = mapped_column(String(20))
+    # For a refusal, one of a small fixed set (gateway/leads/auth.py: REFUSAL_CODES).
+    refusal: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "once_message_id", name="uq_lead_commands_once"),
+        Index("ix_lead_commands_refusal", "refusal"),
+    )
+
+
+class RetiredReplyToken(Base):
+    """A reply token that no longer works, e.g. because its mail was copied to a customer."""
+
+    __tablename__ = "retired_reply_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The holder the token was issued to, and the token's nonce (its first 8 digits).
+    address: Mapped[str] = mapped_column(String(320))
+    nonce: Mapped[str] = mapped_column(String(16))
+    retired_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "address", "nonce", name="uq_retired_reply_tokens"),
+    )

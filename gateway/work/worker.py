@@ -24,6 +24,8 @@ from gateway.config.version import version_of_config
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.render import Renderer
 from gateway.outbound.tokens import ensure_token_secret
+from gateway.work.dedup import KeyClaims
+from parsers.content_key import content_key
 from parsers.mail import parse_mail
 from parsers.model import ParsedMail, UnparseableMail
 from store.appends import hold, table_of
@@ -33,9 +35,6 @@ from store.models import InboundItem
 log = logging.getLogger("gateway.worker")
 
 _INBOUND = table_of(InboundItem).c
-_SAME_BYTES = select(
-    _INBOUND.id, _INBOUND.sha256, _INBOUND.message_id, _INBOUND.state, _INBOUND.case_id
-).where(_INBOUND.sha256.in_(bindparam("hashes", expanding=True)))
 _PENDING_FOR_PREPARE = (
     select(_INBOUND.id, _INBOUND.raw, _INBOUND.mail_from)
     .where(_INBOUND.state == "pending")
@@ -64,60 +63,7 @@ class Prepared:
 
     mail: ParsedMail
     evaluation: Evaluation
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One stored item with the same content hash, as the duplicate check needs it."""
-
-    id: int
-    message_id: str | None
-    state: str
-    case_id: int | None
-
-
-@dataclass
-class SameBytes:
-    """Stored items sharing content with a batch's items, for the duplicate check.
-
-    One query for the whole batch; items finished in the batch are noted as they go,
-    so a mail stored twice in one batch is still processed once.
-    """
-
-    by_hash: dict[str, list[Seen]]
-
-    @classmethod
-    def load(cls, session: Session, items: list[InboundItem]) -> SameBytes:
-        by_hash: dict[str, list[Seen]] = {}
-        hashes = sorted({item.sha256 for item in items if item.message_id})
-        if hashes:
-            # Only the content hash is filtered in SQL, so the lookup is a walk of its
-            # index; a planner that chose the state index scanned every done item.
-            for row in session.connection().execute(_SAME_BYTES, {"hashes": hashes}):
-                by_hash.setdefault(row.sha256, []).append(
-                    Seen(row.id, row.message_id, row.state, row.case_id)
-                )
-        return cls(by_hash)
-
-    def original(self, item: InboundItem) -> Seen | None:
-        """The done item with the same Message-ID and bytes as this one, if any."""
-        if not item.message_id:
-            return None
-        return next(
-            (
-                other
-                for other in self.by_hash.get(item.sha256, ())
-                if other.id != item.id
-                and other.message_id == item.message_id
-                and other.state == "done"
-            ),
-            None,
-        )
-
-    def note(self, item: InboundItem, state: str, case_id: int | None) -> None:
-        self.by_hash.setdefault(item.sha256, []).append(
-            Seen(item.id, item.message_id, state, case_id)
-        )
+    content_key: str
 
 
 @dataclass(frozen=True)
@@ -229,7 +175,8 @@ class Worker:
         for item_id, raw, mail_from in rows:
             try:
                 mail = parse_mail(raw)
-                prepared[item_id] = Prepared(mail, self.classifier.evaluate(mail, mail_from))
+                evaluation = self.classifier.evaluate(mail, mail_from)
+                prepared[item_id] = Prepared(mail, evaluation, content_key(raw))
             except Exception:
                 prepared[item_id] = None
         return prepared
@@ -270,44 +217,45 @@ class Worker:
     def _process_all(
         self, session: Session, items: list[InboundItem], prepared: dict[int, Prepared | None]
     ) -> list[Outcome]:
-        same_bytes = SameBytes.load(session, items)
-        return [self._process(session, item, prepared.get(item.id), same_bytes) for item in items]
+        known = {item_id: p.content_key for item_id, p in prepared.items() if p is not None}
+        claims = KeyClaims.take(session, items, self.clock.now(), known)
+        return [self._process(session, item, prepared.get(item.id), claims) for item in items]
 
     def _finish(
-        self, session: Session, item: InboundItem, same_bytes: SameBytes, **columns: Any
+        self, session: Session, item: InboundItem, claims: KeyClaims, **columns: Any
     ) -> None:
         """Record the item's outcome, written with the transaction's other held rows.
 
         The claimed ORM object is left as loaded: tracked changes would cost a
         unit-of-work UPDATE at flush. Nothing in the transaction reads the item's row
-        again; the duplicate check of later items asks `same_bytes` instead.
+        again; later copies of its mail in the batch ask `claims` for its case.
         """
         hold(session, _FINISH, {"item_id": item.id, "attempts": item.attempts + 1, **columns})
-        same_bytes.note(item, columns["state"], columns["case_id"])
+        claims.note(item, columns["case_id"])
 
     def _process(
         self,
         session: Session,
         item: InboundItem,
         prepared: Prepared | None,
-        same_bytes: SameBytes,
+        claims: KeyClaims,
     ) -> Outcome:
         now = self.clock.now()
-        original = same_bytes.original(item)
-        if original is not None:
+        holder = claims.holder(item)
+        if holder is not None:
             self._finish(
                 session,
                 item,
-                same_bytes,
+                claims,
                 state="duplicate",
                 processed_at=now,
                 decision="duplicate",
                 explanation=item.explanation,
                 config_version=item.config_version,
                 error=item.error,
-                case_id=original.case_id,
+                case_id=holder.case_id,
             )
-            detail = f"same Message-ID and content as item {original.id}"
+            detail = f"same content as item {holder.item_id}"
             log.info("item %s duplicate: %s", item.id, detail)
             return Outcome(item.id, "duplicate", None, None, detail)
         if prepared is None:
@@ -322,7 +270,7 @@ class Worker:
         self._finish(
             session,
             item,
-            same_bytes,
+            claims,
             state="done",
             processed_at=now,
             decision=decision.action,
