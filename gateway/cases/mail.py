@@ -1,5 +1,6 @@
-"""Mail caused by the case timeline: rendering context, recipients and threading.
+"""All mail about a case, from its opening to its closing: context, recipients, threading.
 
+Opening a case, the timeline, replies and lead commands all build their mail here.
 Every mail goes through the stored outbox inside the caller's transaction, so a
 timer that fires and the mail it causes commit together or not at all.
 """
@@ -93,11 +94,25 @@ class TimelineMail:
         references = tuple(dict.fromkeys(chain))
         return Threading(references[-1] if references else None, references)
 
-    def to_customer(
-        self, session: Session, case: Case, kind: str, now: datetime, **extra: Any
-    ) -> QueuedMail | None:
+    @staticmethod
+    def customer_recipients(case: Case) -> tuple[list[Recipient], list[Recipient]]:
+        """The customer, and everyone on their side who is copied (never twice)."""
         to = [Recipient(case.customer_email, case.customer_name)]
         cc = [Recipient(str(c["email"]), str(c.get("name", ""))) for c in case.customer_cc]
+        return to, [r for r in cc if r.email.lower() != case.customer_email.lower()]
+
+    def to_customer(
+        self,
+        session: Session,
+        case: Case,
+        kind: str,
+        now: datetime,
+        *,
+        answering: Threading | None = None,
+        **extra: Any,
+    ) -> QueuedMail | None:
+        """Mail to the customer side; `answering` threads it under a mail of theirs."""
+        to, cc = self.customer_recipients(case)
         mail = self.outbox.enqueue(
             session,
             case=case,
@@ -105,9 +120,9 @@ class TimelineMail:
             template=kind,
             context=self.context(case, now, **extra),
             to=to,
-            cc=[r for r in cc if r.email.lower() != case.customer_email.lower()],
+            cc=cc,
             subject=f"Re: {case.subject}",
-            threading=self.threading(session, case, CUSTOMER_KINDS),
+            threading=answering or self.threading(session, case, CUSTOMER_KINDS),
             now=now,
             external=True,
         )
@@ -115,6 +130,31 @@ class TimelineMail:
         if memo is not None and mail is not None:
             memo.last_customer_mail[case.id] = mail.message_id
         return mail
+
+    def to_sender(
+        self,
+        session: Session,
+        case: Case,
+        kind: str,
+        sender: Recipient,
+        now: datetime,
+        *,
+        answering: Threading,
+        **extra: Any,
+    ) -> QueuedMail | None:
+        """An answer to the one person who wrote a mail, e.g. what their template lacks."""
+        return self.outbox.enqueue(
+            session,
+            case=case,
+            kind=kind,
+            template=kind,
+            context=self.context(case, now, **extra),
+            to=[sender],
+            subject=f"Re: {case.subject}",
+            threading=answering,
+            now=now,
+            external=True,
+        )
 
     def to_staff(
         self,
