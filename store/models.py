@@ -91,7 +91,7 @@ class InboundDedup(Base):
     The worker inserts the key in the transaction that handles the item; the primary
     key lets only one transaction in any number of workers and daemons hold it, and
     every other copy of the mail becomes a duplicate of the holder
-    (parsers/content_key.py defines the key, gateway/work/dedup.py claims it).
+    (store/content_key.py defines the key, gateway/work/dedup.py claims it).
     """
 
     __tablename__ = "inbound_dedup"

@@ -3,6 +3,14 @@
 The SMTP listener, the IMAP watcher and `escalation-gateway ingest` all call
 `store_inbound`; nothing is parsed or decided here, so a slow rule can never make a
 sending server time out.
+
+A mail that arrives twice (a sender retrying after a lost 250, an IMAP folder fetched
+again) is stored twice, byte for byte as it came: a listener cannot know whether
+another copy is stored or about to be, and must not answer 250 for mail it has not
+committed. Which copy is acted on is the worker's decision, taken by the store
+(gateway/work/dedup.py). `sha256` is the hash of the exact bytes, which the IMAP
+watcher uses to find its own stored copy of a message; copies with other trace fields
+share the content key (store/content_key.py) instead.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ def peek_message_id(raw: bytes) -> str | None:
 
 
 def content_hash(raw: bytes) -> str:
+    """sha256 of the exact bytes (not the content key: that leaves trace fields out)."""
     return hashlib.sha256(raw).hexdigest()
 
 

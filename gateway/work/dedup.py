@@ -4,7 +4,7 @@ Both copies of a mail that arrived twice are stored raw (the listener answers 25
 only once its copy is committed, and cannot know about the other). Which copy is
 acted on is decided by the database: in the transaction that handles a batch, before
 anything else is written, the worker inserts each item's content key
-(parsers/content_key.py) into `inbound_dedup` with ON CONFLICT DO NOTHING. The row
+(store/content_key.py) into `inbound_dedup` with ON CONFLICT DO NOTHING. The row
 that goes in belongs to the one item that acts; an item whose key is already held
 becomes a duplicate of the holder and is attached to the holder's case.
 
@@ -29,8 +29,8 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from parsers.content_key import content_key
 from store.appends import table_of
+from store.content_key import content_key
 from store.models import InboundDedup, InboundItem
 
 _DEDUP = table_of(InboundDedup)

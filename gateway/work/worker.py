@@ -25,10 +25,10 @@ from gateway.outbound.outbox import Outbox
 from gateway.outbound.render import Renderer
 from gateway.outbound.tokens import ensure_token_secret
 from gateway.work.dedup import KeyClaims
-from parsers.content_key import content_key
 from parsers.mail import parse_mail
 from parsers.model import ParsedMail, UnparseableMail
 from store.appends import hold, table_of
+from store.content_key import content_key
 from store.db import Store
 from store.models import InboundItem
 

@@ -7,8 +7,8 @@ and then see its copy as a duplicate, or act on it if the first rolled back.
 
 from __future__ import annotations
 
-import re
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,20 +20,10 @@ from store.db import Store
 from store.models import Case, InboundDedup, InboundItem, OutboxMail
 from tests.conftest import make_config
 from tests.support.mails import build_mail
-
-TRACE = (
-    b"Return-Path: <alice@acme.example>\r\n"
-    b"Delivered-To: support@example.com\r\n"
-    b"Received: from mx2.example.com (mx2.example.com [192.0.2.7])\r\n"
-    b"\tby gateway.example.com; Mon, 23 Nov 2026 14:02:11 +0000\r\n"
-)
+from tests.work.dedup_mails import TRACE, without_message_id
 
 
-def without_message_id(raw: bytes) -> bytes:
-    return re.sub(rb"(?im)^message-id:.*\r\n", b"", raw, count=1)
-
-
-def _count(store: Store, model: type, *where: object) -> int:
+def _count(store: Store, model: Any, *where: Any) -> int:
     with store.session() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 

@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql, sqlite
 
 import store.models
-from parsers.content_key import content_key
+from store.content_key import content_key
 
 revision = "0003"
 down_revision = "0001"

@@ -10,14 +10,17 @@ key and two different mails do not:
 - the header block ends at the first empty line; every field in it is kept, in order,
   except the trace fields below; a folded field is unfolded, its name lower-cased, and
   runs of spaces and tabs in it read as one space;
-- the body is kept byte for byte, except for empty lines at its very end.
+- the body is kept byte for byte, except for line ends at its very end.
 
 The Message-ID field is part of the header block, so "the same Message-ID and the same
 content" and, for mail without one, "the same content" are one rule. Every other
 field (Date, From, Subject, DKIM-Signature, ...) counts: a copy that differs anywhere
 else is a different mail, since taking two mails for one would lose one.
 
-The stored raw bytes are never changed; the key is only computed from them.
+The stored raw bytes are never changed; the key is only computed from them. It lives
+in the store because it is the key of the store's `inbound_dedup` table, and the
+migration that created the table computed it for mail already processed: a change
+to this definition needs a migration that computes the keys again.
 """
 
 from __future__ import annotations
