@@ -19,9 +19,12 @@ from typing import Protocol
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.ingest.imap.watcher import ImapWatcher
+from gateway.ingest.lmtp import LmtpHandler, LmtpListener
 from gateway.ingest.smtp import InboundHandler, RecipientPolicy, SmtpListener
+from gateway.ingest.wake import WakeListener, wake_socket_path
 from gateway.ops.monitoring import MonitoringServer, Probe
 from gateway.ops.reload import ConfigReloader, ConfigSnapshot
+from gateway.ops.retention import RetentionJob
 from gateway.outbound.delivery import OutboxSender
 from gateway.timeline.timers import TimerThread, TimerTicker
 from gateway.work.processes import WakePipe, WorkerProcesses, WorkerSpec
@@ -86,12 +89,7 @@ class Daemon:
         self.timers = TimerThread(
             TimerTicker(config, store, clock, shadow=shadow), on_mail=self._mail_ready.set
         )
-        self.listener: SmtpListener | None = None
-        if config.smtp.enabled:
-            handler = InboundHandler(
-                store, clock, RecipientPolicy(config.smtp), on_stored=self.notify_stored
-            )
-            self.listener = SmtpListener(config.smtp, handler)
+        self._ways_in(config)
         # One independent watcher thread per [[imap]] mailbox; 2 if one gave up on login.
         self.exit_code = 0
         self.imap_watchers = [
@@ -100,6 +98,23 @@ class Daemon:
             )
             for mailbox in config.imap
         ]
+
+    def _ways_in(self, config: GatewayConfig) -> None:
+        """The SMTP and LMTP listeners, the pipe's wake-up socket and the retention job."""
+        policy = RecipientPolicy(config.smtp)
+        self.listener: SmtpListener | None = None
+        if config.smtp.enabled:
+            handler = InboundHandler(self.store, self.clock, policy, on_stored=self.notify_stored)
+            self.listener = SmtpListener(config.smtp, handler)
+        self.lmtp: LmtpListener | None = None
+        if config.lmtp.enabled:
+            lmtp = LmtpHandler(self.store, self.clock, policy, on_stored=self.notify_stored)
+            self.lmtp = LmtpListener(config.lmtp, config.smtp, lmtp)
+        # A pipe ingest (`escalation-gateway ingest`) commits mail and wakes us here.
+        wake_path = wake_socket_path(config.store.url, config.ingest.wake_socket)
+        self.wake = WakeListener(wake_path, self.notify_stored) if wake_path else None
+        self.retention = RetentionJob(self.store, self.clock)
+        self._retention_wake = threading.Event()
 
     def worker_spec(self, config: GatewayConfig, config_version: str) -> WorkerSpec:
         return WorkerSpec(
@@ -175,6 +190,8 @@ class Daemon:
         probes: dict[str, Probe] = {}
         if self.listener is not None:
             probes["smtp_listener"] = self.listener.is_running
+        if self.lmtp is not None:
+            probes["lmtp_listener"] = self.lmtp.is_running
         for thread in self._threads:
             probes[thread.name] = thread.is_alive
         probes["timers"] = self.timers.is_alive
@@ -226,6 +243,7 @@ class Daemon:
         for name, step, wake in (
             ("worker", *work),
             ("outbox", self._send_step, self._mail_ready),
+            ("retention", lambda: self.retention.step(self.config.retention), self._retention_wake),
         ):
             thread = threading.Thread(
                 target=self._loop, args=(name, step, wake), name=name, daemon=True
@@ -234,6 +252,10 @@ class Daemon:
             self._threads.append(thread)
         if self.listener is not None:
             self.listener.start()
+        if self.lmtp is not None:
+            self.lmtp.start()
+        if self.wake is not None:
+            self.wake.start()
         for watcher in self.imap_watchers:
             watcher.start()
         self.timers.start()
@@ -246,6 +268,10 @@ class Daemon:
         if self.listener is not None:
             # Stop taking mail first, so nothing is accepted that we will not store.
             self.listener.stop()
+        if self.lmtp is not None:
+            self.lmtp.stop()
+        if self.wake is not None:
+            self.wake.stop()
         for watcher in self.imap_watchers:
             watcher.stop()
         deadline = time.monotonic() + timeout
@@ -254,6 +280,7 @@ class Daemon:
         self.timers.stop(max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self._work_ready.set()
+        self._retention_wake.set()
         if self.worker_processes is not None:
             self._supervisor_wake.set()
             self.worker_processes.stop(max(0.0, deadline - time.monotonic()))

@@ -311,3 +311,23 @@ class RetiredReplyToken(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "address", "nonce", name="uq_retired_reply_tokens"),
     )
+
+
+class DataProtectionLog(Base):
+    """What `purge` and the retention job erased or anonymised, when, and by whom.
+
+    Erased cases take their own events with them, so this is the audit trail that
+    outlives the data. An erased address is kept only as its sha256 (a domain in clear):
+    enough to show that a request was carried out, without keeping what it erased.
+    """
+
+    __tablename__ = "data_protection_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    # "erase", "anonymise" or "retention".
+    action: Mapped[str] = mapped_column(String(20))
+    selector: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(320))
+    # Rows touched per kind: cases, inbound_items, outbox, events, auto_reply_log ...
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

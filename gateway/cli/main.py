@@ -13,31 +13,48 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from gateway.cli.pipe import pipe_invocation, run_pipe
 
-from gateway.cli import (
-    cases,
-    explain,
-    ingest,
-    outbox,
-    quarantine,
-    replay,
-    report,
-    rules,
-    run,
-)
-from gateway.cli.common import EXIT_USAGE, OneLineErrorParser, UserError
-from gateway.cli.examples import add_examples
-from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.log_format import TEXT_FORMAT, use_format
+# Only the lean pipe path (cli/pipe.py) is imported up front: a mail server's pipe
+# transport starts `ingest` once per mail, and the command groups below pull in the
+# whole gateway (SQLAlchemy, Alembic, aiosmtpd, prometheus, imapclient, matplotlib).
 
-# In the order `--help` lists them.
-COMMAND_GROUPS = (run, ingest, explain, cases, quarantine, outbox, rules, replay, report)
+
+def __getattr__(name: str) -> Any:
+    """`load_config`, imported on first use rather than with this module."""
+    if name == "load_config":
+        from gateway.config import load_config
+
+        return load_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def command_groups() -> tuple[ModuleType, ...]:
+    """The command modules, in the order `--help` lists them."""
+    from gateway.cli import (
+        backup,
+        cases,
+        explain,
+        ingest,
+        outbox,
+        purge,
+        quarantine,
+        replay,
+        report,
+        rules,
+        run,
+    )
+
+    return (run, ingest, explain, cases, quarantine, outbox, rules, replay, report, backup, purge)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gateway.cli.common import OneLineErrorParser
+    from gateway.cli.examples import add_examples
+
     parser = OneLineErrorParser(
         prog="escalation-gateway",
         description="Email-driven escalation handling for a support mailbox.",
@@ -58,15 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in COMMAND_GROUPS:
+    for group in command_groups():
         group.register(add)
     add_examples(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    pipe = pipe_invocation(arguments)
+    if pipe is not None:
+        outcome = run_pipe(*pipe)
+        if isinstance(outcome, int):
+            return outcome
+        # No daemon took the mail: process it here, with the whole gateway.
+        from gateway.cli.ingest import process_here
+
+        return process_here(outcome)
+    return _run_command(arguments)
+
+
+def _run_command(arguments: list[str]) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.cli.common import EXIT_USAGE, UserError
+    from gateway.config import ConfigError, GatewayConfig
+    from gateway.log_format import TEXT_FORMAT, use_format
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     # Migrations and aiosmtpd's per-connection chatter are noise at INFO; our own
     # lines already say what happened to each mail.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -77,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        config, source = load_config(args.config)
+        # Looked up on the module, where a test may have replaced it (see __getattr__).
+        config, source = globals().get("load_config", __getattr__("load_config"))(args.config)
         use_format(args.log_format or config.logging.format)
         handler: Callable[[argparse.Namespace, GatewayConfig, str], int] = args.handler
         return handler(args, config, source)

@@ -13,11 +13,14 @@ from gateway.config.sections import (
     AutoReplyConfig,
     CalendarConfig,
     ConfigModel,
+    IngestConfig,
     LeadsConfig,
     LevelConfig,
+    LmtpListenerConfig,
     LoggingConfig,
     MonitoringConfig,
     OutboundConfig,
+    RetentionConfig,
     SmtpListenerConfig,
     StoreConfig,
     TimersConfig,
@@ -31,6 +34,9 @@ class GatewayConfig(ConfigModel):
     template_dir: str = ""
     store: StoreConfig = StoreConfig()
     smtp: SmtpListenerConfig = SmtpListenerConfig()
+    lmtp: LmtpListenerConfig = LmtpListenerConfig()
+    ingest: IngestConfig = IngestConfig()
+    retention: RetentionConfig = RetentionConfig()
     outbound: OutboundConfig = OutboundConfig()
     auto_reply: AutoReplyConfig = AutoReplyConfig()
     worker: WorkerConfig = WorkerConfig()

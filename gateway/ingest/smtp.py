@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.clock import Clock
-from gateway.config import SmtpListenerConfig
+from gateway.config import ConfigError, SmtpListenerConfig
 from gateway.ingest.inbound import inbound_row, store_rows
 from store.db import Store
 
@@ -88,6 +89,9 @@ class GroupCommit:
 
 
 class InboundHandler:
+    # Recorded on each item: where it came in.
+    source = "smtp"
+
     def __init__(
         self,
         store: Store,
@@ -115,9 +119,13 @@ class InboundHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return await self.store_envelope(envelope)
+
+    async def store_envelope(self, envelope: Envelope) -> str:
+        """Commit the mail; the reply: 250 once committed, 451 if the store failed."""
         row = inbound_row(
             envelope.original_content or b"",
-            source="smtp",
+            source=self.source,
             clock=self.clock,
             mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos),
@@ -131,9 +139,25 @@ class InboundHandler:
         return f"250 2.0.0 OK queued as {item_id}"
 
 
+def tls_context(config: SmtpListenerConfig) -> ssl.SSLContext | None:
+    """The STARTTLS context from `[smtp] tls_cert_file` and `tls_key_file`; None if unset."""
+    if not config.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            "[smtp]", "smtp.tls_cert_file", f"cannot load {config.tls_cert_file}: {reason}"
+        ) from None
+    return context
+
+
 class SmtpListener:
     def __init__(self, config: SmtpListenerConfig, handler: InboundHandler) -> None:
         self.config = config
+        context = tls_context(config)
         self.controller = Controller(
             handler,
             hostname=config.host,
@@ -142,6 +166,9 @@ class SmtpListener:
             # The raw bytes are what we store; decoding them is the parser's job.
             decode_data=False,
             timeout=300,
+            # STARTTLS is offered only with a certificate; a sending MX upgrades.
+            tls_context=context,
+            require_starttls=config.require_starttls and context is not None,
         )
 
     @property
@@ -151,7 +178,8 @@ class SmtpListener:
 
     def start(self) -> None:
         self.controller.start()
-        log.info("SMTP listener on %s:%s", self.config.host, self.port)
+        tls = " with STARTTLS" if self.config.tls_cert_file else ""
+        log.info("SMTP listener on %s:%s%s", self.config.host, self.port, tls)
 
     def is_running(self) -> bool:
         return bool(self.controller.loop.is_running())

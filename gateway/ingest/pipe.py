@@ -1,0 +1,218 @@
+"""Pipe ingest's store step: commit one raw mail with the standard library and a driver.
+
+A mail server's pipe transport starts one process per mail, so this path imports
+neither SQLAlchemy, pydantic, Alembic nor anything that parses mail: the config file
+is read only for the store URL and the wake-up socket, and the row is written with
+the database driver itself (sqlite3, or psycopg for PostgreSQL). The row is the one
+`gateway.ingest.inbound.store_inbound` writes, column for column (a test holds the
+two together), and on SQLite the write takes its turn on the same kernel lock as
+every other writer (store/sqlite_writers.py).
+
+The schema is checked, not migrated: the revisions recorded in `alembic_version`
+must be the heads of the migrations shipped with this code. When they are not (a
+new database, or code newer than the database) `store_raw` says so and the caller
+takes the full path, which migrates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import store
+from gateway.ingest.wake import sqlite_file, wake_socket_path
+from store.sqlite_writers import connection_class_for
+
+# Mirrors gateway/config/load.py and the defaults in gateway/config/sections.py, which
+# this path must not import; tests/cli/test_pipe_ingest.py checks they agree.
+CONFIG_ENV_VAR = "ESCALATION_GATEWAY_CONFIG"
+DEFAULT_CONFIG_FILENAME = "escalation-gateway.toml"
+DEFAULT_STORE_URL = "sqlite:///escalation-gateway.db"
+
+MIGRATIONS = Path(store.__file__).resolve().parent / "migrations" / "versions"
+_REVISION = re.compile(r"^revision(?:\s*:\s*\w+)?\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.MULTILINE)
+_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+class PipeConfigError(Exception):
+    """The config file cannot be read for the store URL."""
+
+
+class StoreUnavailable(Exception):
+    """The store could not take the mail now (down, locked, unwritable): retry later."""
+
+
+@dataclass(frozen=True)
+class PipeSettings:
+    store_url: str
+    wake_socket: str | None
+
+
+def read_settings(explicit: str | None) -> PipeSettings:
+    """The store URL and wake socket, found the way every command finds its config."""
+    path: Path | None = Path(explicit) if explicit else None
+    if path is None and os.environ.get(CONFIG_ENV_VAR):
+        path = Path(os.environ[CONFIG_ENV_VAR])
+    if path is None and Path(DEFAULT_CONFIG_FILENAME).exists():
+        path = Path(DEFAULT_CONFIG_FILENAME)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PipeConfigError(f"{path}: cannot read file: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PipeConfigError(f"{path}: not valid TOML: {exc}") from None
+    url = _string(data, "store", "url", DEFAULT_STORE_URL, path)
+    configured = _string(data, "ingest", "wake_socket", "", path)
+    return PipeSettings(url, wake_socket_path(url, configured))
+
+
+def _string(data: dict[str, Any], section: str, key: str, default: str, path: Path | None) -> str:
+    table = data.get(section, {})
+    value = table.get(key, default) if isinstance(table, dict) else default
+    if not isinstance(value, str):
+        raise PipeConfigError(f"{path}: {section}.{key}: must be a string")
+    return value
+
+
+def schema_heads(directory: Path = MIGRATIONS) -> frozenset[str]:
+    """The head revisions of the shipped migrations, read from their source text."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in directory.glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revision = _REVISION.search(text)
+        if revision is None:
+            continue
+        revisions.add(revision.group(1))
+        down = _DOWN_REVISION.search(text)
+        if down is not None:
+            parents.update(_QUOTED.findall(down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def peek_message_id(raw: bytes) -> str | None:
+    header_end = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: header_end.start()] if header_end else raw
+    match = _MESSAGE_ID.search(head)
+    if match is None:
+        return None
+    value = match.group(1).decode("ascii", "replace").strip()
+    return value.strip("<>").strip() or None
+
+
+def pipe_row(
+    raw: bytes, mail_from: str | None, rcpt_tos: list[str], now: datetime
+) -> dict[str, Any]:
+    """The inbound item's columns, as `gateway.ingest.inbound.inbound_row` builds them."""
+    return {
+        "received_at": now.astimezone(UTC),
+        "source": "ingest",
+        "mail_from": mail_from,
+        "rcpt_tos": list(rcpt_tos),
+        "raw": raw,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "message_id": peek_message_id(raw),
+        "state": "pending",
+        "attempts": 0,
+    }
+
+
+_COLUMNS = (
+    "received_at",
+    "source",
+    "mail_from",
+    "rcpt_tos",
+    "raw",
+    "sha256",
+    "message_id",
+    "state",
+    "attempts",
+)
+
+
+def store_raw(url: str, row: dict[str, Any], heads: frozenset[str]) -> int | None:
+    """Commit the row and return its id; None if the schema is not at `heads`."""
+    database = sqlite_file(url)
+    if database is not None:
+        return _store_sqlite(database, row, heads)
+    if url.startswith(("postgresql", "postgres")):
+        return _store_postgres(url, row, heads)
+    return None  # another backend: the full path knows it
+
+
+def _store_sqlite(database: str, row: dict[str, Any], heads: frozenset[str]) -> int | None:
+    if not os.path.exists(database):
+        return None  # a new store: the full path creates and migrates it
+    values = dict(row)
+    # SQLAlchemy's SQLite DATETIME text, and its JSON text, so the ORM reads them back.
+    values["received_at"] = row["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
+    values["rcpt_tos"] = json.dumps(row["rcpt_tos"])
+    try:
+        connection = sqlite3.connect(database, timeout=30, factory=connection_class_for(database))
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"sqlite {database}: {exc}") from None
+    try:
+        # The pragmas every store connection sets (store/db.py).
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+            connection.execute(f"PRAGMA {pragma}")
+        if _recorded_heads_sqlite(connection) != heads:
+            return None
+        marks = ", ".join("?" for _ in _COLUMNS)
+        cursor = connection.execute(
+            f"INSERT INTO inbound_items ({', '.join(_COLUMNS)}) VALUES ({marks})",
+            [values[column] for column in _COLUMNS],
+        )
+        connection.commit()
+        return int(cursor.lastrowid or 0)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"sqlite {database}: {exc}") from None
+    finally:
+        connection.close()
+
+
+def _recorded_heads_sqlite(connection: sqlite3.Connection) -> frozenset[str]:
+    try:
+        return frozenset(
+            r[0] for r in connection.execute("SELECT version_num FROM alembic_version")
+        )
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return frozenset()
+        raise
+
+
+def _store_postgres(url: str, row: dict[str, Any], heads: frozenset[str]) -> int | None:
+    import psycopg  # only a PostgreSQL store pays for the driver
+
+    conninfo = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+    values = dict(row)
+    values["rcpt_tos"] = json.dumps(row["rcpt_tos"])
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as connection:
+            recorded = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+            if recorded is None or recorded[0] is None:
+                return None
+            versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            if frozenset(r[0] for r in versions) != heads:
+                return None
+            marks = ", ".join("%s::json" if column == "rcpt_tos" else "%s" for column in _COLUMNS)
+            inserted = connection.execute(
+                f"INSERT INTO inbound_items ({', '.join(_COLUMNS)}) VALUES ({marks}) RETURNING id",
+                [values[column] for column in _COLUMNS],
+            ).fetchone()
+            assert inserted is not None
+            return int(inserted[0])
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"postgresql: {exc}".strip()) from None
