@@ -189,6 +189,9 @@ class TimersConfig(ConfigModel):
     level4_breach_repeat: Duration = timedelta(minutes=30)
     reopen_window: Duration = timedelta(days=7)
     skip_status_after_human_update: bool = True
+    # A status mail later than this after the time promised for it says it is late, and
+    # the rhythm restarts from it (after downtime) instead of from the missed slot.
+    status_late_after: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0))
     confirmation_phrases: tuple[Regex, ...] = (
         r"(?i)\bresolved\b",
         r"(?i)\ball good\b",

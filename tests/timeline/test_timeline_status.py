@@ -168,3 +168,58 @@ def test_status_mails_stop_counting_time_while_the_clock_is_far_ahead(
         sim.clock.advance(timedelta(seconds=5))
         sim.tick()
     assert len(sim.sent()) == count
+
+
+def test_downtime_shorter_than_the_interval_still_gives_one_late_mail(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    """24x7, status every 4 h, daemon down 15:30-21:24 (issue 13, point 3)."""
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    clock.set(at(23, 14, 1))
+    key = sim.receive(
+        mail(sender=ALICE, subject="Outage: our system is down", message_id="out1@acme")
+    )
+    assert key is not None
+    sim.clock.set(at(23, 14, 10))
+    sim.commands.set_state(key, "acknowledged", actor="oncall@example.com")
+    assert sim.case(key).next_status_due == at(23, 18, 1)
+    sim.run_until(at(23, 15, 30))
+    # Down from 15:30 to 21:24: nothing ticks, so the 18:01 slot is missed.
+    sim.clock.set(at(23, 21, 24))
+    sim.tick()
+    assert sim.sent(since=at(23, 15, 30)) == [Sent(at(23, 21, 24), "status_update", (ALICE,))]
+    assert "Our scheduled updates were delayed" in sim.last_text("status_update")
+    assert "Next update: by 01:24 UTC on Tue 24 Nov 2026" in sim.last_text("status_update")
+    assert sim.case(key).next_status_due == at(24, 1, 24)
+
+    sim.run_until(at(24, 5, 30))
+    statuses = [s.at for s in sim.sent(since=at(23, 15, 30)) if s.kind == "status_update"]
+    assert statuses == [at(23, 21, 24), at(24, 1, 24), at(24, 5, 24)]
+    assert "delayed" not in sim.last_text("status_update")
+
+
+def test_slot_missed_while_down_into_the_weekend_is_late_when_the_calendar_opens(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    """The daemon comes back after closing time: no mail then, a late one at opening."""
+    config = timeline_config(store, smtp_sink, level_overrides={2: {"status_interval": "2h"}})
+    sim = Simulation(store, smtp_sink, clock, config)
+    clock.set(at(27, 14))  # Friday
+    key = open_level_two(sim)
+    sim.clock.set(at(27, 14, 10))
+    owner_replies(sim, key, to_customer=False)
+    assert sim.case(key).next_status_due == at(27, 16)
+    sim.run_until(at(27, 15, 30))
+    # Down from Fri 15:30 to Fri 19:00; the 16:00 slot is missed, and at 19:00 the
+    # business calendar is closed.
+    sim.clock.set(at(27, 19))
+    sim.tick()
+    assert sim.sent(since=at(27, 15, 30)) == []
+    assert sim.case(key).next_status_due == at(30, 9)
+
+    sim.run_until(at(30, 12))
+    statuses = [s for s in sim.sent(since=at(27, 15, 30)) if s.kind == "status_update"]
+    assert [s.at for s in statuses] == [at(30, 9), at(30, 11)]
+    first, second = [m.text for m in smtp_sink.mails if "Next update" in m.text][-2:]
+    assert "Our scheduled updates were delayed" in first
+    assert "delayed" not in second
