@@ -72,9 +72,11 @@ class OutboundConfig(ConfigModel):
     from_address: str = "support@example.com"
     from_name: str = "Support escalations"
     message_id_domain: str = ""
+    # Any count is safe: the backoff stops doubling at retry_max (gateway/outbound/failures.py).
     max_attempts: int = Field(default=10, ge=1)
-    retry_initial: Duration = timedelta(seconds=30)
-    retry_max: Duration = timedelta(hours=1)
+    retry_initial: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    # Bounded so a next-attempt time always stays a date the store can hold.
+    retry_max: Duration = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=7))
 
     @property
     def effective_message_id_domain(self) -> str:

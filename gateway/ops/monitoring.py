@@ -30,7 +30,8 @@ from store.models import Case, CaseEvent, InboundItem, OutboxMail
 
 log = logging.getLogger("gateway.monitoring")
 
-Probe = Callable[[], bool]
+# True/False, or (healthy, why not) from a part that can say why (an IMAP watcher).
+Probe = Callable[[], bool | tuple[bool, str]]
 PREFIX = "escalation_gateway"
 
 
@@ -57,6 +58,30 @@ def oldest_undelivered_age(session: Session, now: datetime) -> float | None:
     if oldest.tzinfo is None:  # SQLite aggregate results bypass the column type
         oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=now.tzinfo)
     return max(0.0, (now - oldest).total_seconds())
+
+
+def dead_by_cause(session: Session) -> dict[str, int]:
+    counts = {"refused": 0, "attempts": 0}
+    for cause, count in session.execute(
+        select(OutboxMail.dead_cause, func.count())
+        .where(OutboxMail.state == "dead")
+        .group_by(OutboxMail.dead_cause)
+    ):
+        # Before causes were recorded, running out of attempts was the only way to die.
+        counts[cause or "attempts"] = counts.get(cause or "attempts", 0) + int(count)
+    return counts
+
+
+def last_dead_mail(session: Session) -> dict[str, Any] | None:
+    row = session.execute(
+        select(OutboxMail.id, OutboxMail.kind, OutboxMail.dead_cause, OutboxMail.last_error)
+        .where(OutboxMail.state == "dead")
+        .order_by(OutboxMail.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {"id": row[0], "kind": row[1], "cause": row[2] or "attempts", "reason": row[3]}
 
 
 def _as_aware(value: Any, now: datetime) -> datetime:
@@ -146,6 +171,14 @@ class GatewayCollector(Collector):
             "Delivery attempts that failed.",
             value=max(0, failures),
         )
+        dead = GaugeMetricFamily(
+            f"{PREFIX}_outbox_dead_mails",
+            "Outgoing mails given up on, by cause: refused (a permanent 5xx) or attempts.",
+            labels=["cause"],
+        )
+        for cause, count in dead_by_cause(session).items():
+            dead.add_metric([cause], count)
+        yield dead
         age = oldest_undelivered_age(session, now)
         yield GaugeMetricFamily(
             f"{PREFIX}_outbox_oldest_undelivered_seconds",
@@ -186,24 +219,37 @@ def health(
 ) -> dict[str, Any]:
     problems: list[str] = []
     age: float | None = None
+    dead: dict[str, int] = {}
+    last_dead: dict[str, Any] | None = None
     try:
         with store.session() as session:
             session.execute(text("SELECT 1"))
             age = oldest_undelivered_age(session, clock.now())
+            dead = dead_by_cause(session)
+            last_dead = last_dead_mail(session) if sum(dead.values()) else None
         store_ok = True
     except Exception as exc:
         store_ok = False
         problems.append(f"store unreachable: {type(exc).__name__}")
-    components = {name: bool(probe()) for name, probe in probes.items()}
-    problems.extend(f"{name} is not running" for name, alive in components.items() if not alive)
+    components: dict[str, bool] = {}
+    for name, probe in probes.items():
+        outcome = probe()
+        alive, why = outcome if isinstance(outcome, tuple) else (outcome, "")
+        components[name] = bool(alive)
+        if not alive:
+            problems.append(f"{name} {why or 'is not running'}")
     limit = config.max_outbox_age.total_seconds()
     if age is not None and age > limit:
         problems.append(f"oldest undelivered mail is {age:.0f}s old (limit {limit:.0f}s)")
+    # Dead mail is reported, not held against health: one hostile mail the smarthost
+    # refuses must not get a healthy daemon restarted by its supervisor.
     return {
         "healthy": not problems,
         "store_reachable": store_ok,
         "components": components,
         "outbox_oldest_undelivered_seconds": age,
+        "outbox_dead_mails": dead,
+        "outbox_last_dead_mail": last_dead,
         "problems": problems,
     }
 
@@ -235,26 +281,16 @@ class MonitoringServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> bool:
-        """Bind and serve; False (logged) if the port cannot be had: mail matters more."""
+    def start(self) -> None:
+        """Bind and serve; OSError if the port cannot be had (`run` then stops, one line)."""
         handler = _handler_for(self)
-        try:
-            self._server = ThreadingHTTPServer((self.config.host, self.config.port), handler)
-        except OSError as exc:
-            log.error(
-                "monitoring disabled: cannot listen on %s:%s: %s",
-                self.config.host,
-                self.config.port,
-                exc.strerror,
-            )
-            return False
+        self._server = ThreadingHTTPServer((self.config.host, self.config.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="monitoring", daemon=True
         )
         self._thread.start()
         log.info("monitoring on http://%s:%s/healthz and /metrics", self.config.host, self.port)
-        return True
 
     def stop(self) -> None:
         if self._server is not None:

@@ -1,7 +1,10 @@
 """The outbox sender: ships stored mail over SMTP (or into a maildir) with backoff.
 
-Each mail is claimed, sent and marked in its own short transaction, so a crash can at
-worst send a mail twice (at-least-once), never lose one.
+A batch is claimed in one short transaction under a lease that names this process;
+each mail's outcome is then committed on its own, right after its SMTP transaction.
+A crash can therefore resend at most the one mail whose 250 arrived before its mark
+was committed, and never loses one. A restarted daemon takes back at once the leases
+of a sender that died on its host (gateway/outbound/lease.py).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import mailbox
 import smtplib
 import ssl
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +23,8 @@ from sqlalchemy import select, update
 
 from gateway.clock import Clock
 from gateway.config import OutboundConfig
+from gateway.outbound.failures import Failure, classify, partial_refusal, retry_delay
+from gateway.outbound.lease import LeaseHolder, current_holder, is_gone
 from store.db import Store
 from store.models import OutboxMail
 
@@ -29,10 +35,18 @@ CLAIM_LEASE = timedelta(minutes=5)
 # A kept smarthost connection is closed after this many idle seconds, well inside the
 # five minutes RFC 5321 (4.5.3.2.7) asks servers to wait before dropping a client.
 IDLE_CLOSE = 30.0
+# A batch stops starting new mails half-way through its lease, so a slow smarthost
+# never lets the lease run out under mail still to be sent; the rest is released.
+LEASE_BUDGET = CLAIM_LEASE.total_seconds() / 2
+# How often a running sender looks for leases held by dead processes on its host.
+RECLAIM_EVERY = 10.0
+
+# What the smarthost refused of a mail it accepted for other recipients.
+Refused = dict[str, tuple[int, bytes]]
 
 
 class Transport(Protocol):
-    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> None: ...
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> Refused: ...
 
     def close(self) -> None: ...
 
@@ -43,8 +57,9 @@ class MaildirTransport:
     def __init__(self, path: str) -> None:
         self.box = mailbox.Maildir(Path(path), create=True)
 
-    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> None:
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> Refused:
         self.box.add(raw)
+        return {}
 
     def close(self) -> None:
         self.box.close()
@@ -73,12 +88,10 @@ class SmtpTransport:
             client.login(cfg.username, cfg.resolved_password())
         return client
 
-    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> None:
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> Refused:
         if self._client is None:
             self._client = self._connect()
-        refused = self._client.sendmail(envelope_from, recipients, raw)
-        if refused:
-            log.warning("smarthost refused some recipients: %s", refused)
+        return self._client.sendmail(envelope_from, recipients, raw)
 
     def close(self) -> None:
         if self._client is not None:
@@ -89,6 +102,14 @@ class SmtpTransport:
             except OSError:
                 pass
             self._client = None
+
+
+@dataclass(frozen=True)
+class ClaimedMail:
+    id: int
+    envelope_from: str
+    recipients: list[str]
+    raw: bytes
 
 
 def make_transport(config: OutboundConfig) -> Transport:
@@ -102,23 +123,51 @@ class OutboxSender:
         self.config = config
         self.store = store
         self.clock = clock
+        self.holder = str(current_holder())
         # With keep_open, the smarthost connection outlives one delivery run: under
         # load the sender runs many times a second, and connecting (EHLO, STARTTLS,
         # AUTH) each time cost more than the mail it carried.
         self._transport: Transport | None = None
         self._last_used = 0.0
+        # The first run looks for orphaned leases at once: that is the restart case.
+        self._next_reclaim = 0.0
 
     def _retry_at(self, attempts: int, now: datetime) -> datetime:
-        delay = self.config.retry_initial * (2 ** max(0, attempts - 1))
-        capped: timedelta = min(delay, self.config.retry_max)
-        return now + capped
+        return now + retry_delay(attempts, self.config.retry_initial, self.config.retry_max)
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
 
-    def _claim_due(self, limit: int) -> list[tuple[int, str, list[str], bytes]]:
+    def reclaim_orphans(self) -> int:
+        """Make mail claimed by a dead sender on this host due now; returns how many."""
+        now = self.clock.now()
+        with self.store.transaction() as session:
+            holders = session.scalars(
+                select(OutboxMail.lease_holder)
+                .where(
+                    OutboxMail.state == "pending",
+                    OutboxMail.next_attempt_at > now,
+                    OutboxMail.lease_holder.is_not(None),
+                    OutboxMail.lease_holder != self.holder,
+                )
+                .distinct()
+            ).all()
+            gone = [h for h in holders if h is not None and _holder_gone(h)]
+            if not gone:
+                return 0
+            result = session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.state == "pending", OutboxMail.lease_holder.in_(gone))
+                .values(next_attempt_at=now, lease_holder=None)
+                .execution_options(synchronize_session=False)
+            )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        log.info("took back %s outgoing mail(s) claimed by ended process(es): %s", count, gone)
+        return count
+
+    def _claim_due(self, limit: int) -> list[ClaimedMail]:
         now = self.clock.now()
         with self.store.transaction() as session:
             query = (
@@ -131,22 +180,24 @@ class OutboxSender:
             )
             if not self.store.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            due = [(row[0], row[1], list(row[2]), row[3]) for row in session.execute(query)]
+            due = [
+                ClaimedMail(row[0], row[1], list(row[2]), row[3]) for row in session.execute(query)
+            ]
             if due:
                 session.execute(
                     update(OutboxMail)
-                    .where(OutboxMail.id.in_([mail_id for mail_id, *_ in due]))
-                    .values(next_attempt_at=now + CLAIM_LEASE)
+                    .where(OutboxMail.id.in_([mail.id for mail in due]))
+                    .values(next_attempt_at=now + CLAIM_LEASE, lease_holder=self.holder)
                     .execution_options(synchronize_session=False)
                 )
         return due
 
-    def _send(self, envelope_from: str, recipients: list[str], raw: bytes) -> None:
+    def _send(self, mail: ClaimedMail) -> Refused:
         reused = self._transport is not None
         if self._transport is None:
             self._transport = make_transport(self.config)
         try:
-            self._transport.send(envelope_from, recipients, raw)
+            return self._transport.send(mail.envelope_from, mail.recipients, mail.raw)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             # A kept connection may have been closed by the smarthost while idle;
             # that is no fault of the mail, so it gets one fresh connection at once.
@@ -154,73 +205,124 @@ class OutboxSender:
             if not reused:
                 raise
             self._transport = make_transport(self.config)
-            self._transport.send(envelope_from, recipients, raw)
+            return self._transport.send(mail.envelope_from, mail.recipients, mail.raw)
 
     def deliver_due(self, limit: int = 100, *, keep_open: bool = False) -> int:
         """Send what is due now; returns how many were delivered.
 
-        The batch is claimed in one transaction and the results written in another, so
-        the store is never held while the smarthost is slow. Claiming pushes the mails'
-        next attempt out by a lease, so another daemon on the same store skips them; a
-        crash before the results are written means a resend after the lease, never a
-        loss (at-least-once delivery). `keep_open` keeps the smarthost connection for
-        the next run (the daemon); it is closed after IDLE_CLOSE without mail.
+        Claiming pushes the mails' next attempt out by a lease held in this process's
+        name, so another sender on the same store skips them; the store is never held
+        while the smarthost is slow. Each outcome is committed as soon as it is known.
+        `keep_open` keeps the smarthost connection for the next run (the daemon); it is
+        closed after IDLE_CLOSE without mail.
         """
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + RECLAIM_EVERY
+            self.reclaim_orphans()
         due = self._claim_due(limit)
         if not due:
             if self._transport is not None and time.monotonic() - self._last_used > IDLE_CLOSE:
                 self.close()
             return 0
-        results: dict[int, str | None] = {}
+        delivered = handled = 0
+        started = time.monotonic()
         try:
-            for mail_id, envelope_from, recipients, raw in due:
-                try:
-                    self._send(envelope_from, recipients, raw)
-                    results[mail_id] = None
-                except (smtplib.SMTPException, OSError) as exc:
-                    results[mail_id] = f"{type(exc).__name__}: {exc}"
-                    # A failed connection is not reused for the next mail.
-                    self.close()
+            for mail in due:
+                if time.monotonic() - started > LEASE_BUDGET:
+                    break
+                delivered += self._deliver_one(mail)
+                handled += 1
         finally:
             self._last_used = time.monotonic()
             if not keep_open:
                 self.close()
-        self._record(results)
-        return sum(1 for error in results.values() if error is None)
+            if handled < len(due):
+                self._release([mail.id for mail in due[handled:]])
+        return delivered
 
-    def _record(self, results: dict[int, str | None]) -> None:
-        now = self.clock.now()
-        sent = [mail_id for mail_id, error in results.items() if error is None]
-        failed = [mail_id for mail_id, error in results.items() if error is not None]
+    def _deliver_one(self, mail: ClaimedMail) -> bool:
+        try:
+            refused = self._send(mail)
+        except (smtplib.SMTPException, OSError) as exc:
+            # A failed connection is not reused for the next mail.
+            self.close()
+            self._record_failure(mail.id, classify(exc))
+            return False
+        # Committed before the next mail is sent: a crash from here on can resend this
+        # one mail (its 250 came, its mark did not), never the rest of the batch.
+        self._record_sent(mail.id, partial_refusal(refused) if refused else None)
+        return True
+
+    def _record_sent(self, mail_id: int, note: str | None) -> None:
+        if note:
+            log.warning("outbox %s: %s", mail_id, note)
         with self.store.transaction() as session:
-            if sent:
-                # The common case as one statement, without loading the stored bytes.
-                session.execute(
-                    update(OutboxMail)
-                    .where(OutboxMail.id.in_(sent))
-                    .values(
-                        state="sent",
-                        sent_at=now,
-                        last_error=None,
-                        attempts=OutboxMail.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
+            session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == mail_id)
+                .values(
+                    state="sent",
+                    sent_at=self.clock.now(),
+                    last_error=note,
+                    attempts=OutboxMail.attempts + 1,
+                    lease_holder=None,
                 )
-            if not failed:
-                return
-            for mail in session.scalars(select(OutboxMail).where(OutboxMail.id.in_(failed))):
-                error = results[mail.id]
-                mail.attempts += 1
-                mail.last_error = error
-                if mail.attempts >= self.config.max_attempts:
-                    mail.state = "dead"
-                    log.error("outbox %s dead after %s attempts: %s", mail.id, mail.attempts, error)
-                    continue
-                mail.next_attempt_at = self._retry_at(mail.attempts, now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _record_failure(self, mail_id: int, failure: Failure) -> None:
+        now = self.clock.now()
+        with self.store.transaction() as session:
+            attempts = 1 + int(
+                session.scalar(select(OutboxMail.attempts).where(OutboxMail.id == mail_id)) or 0
+            )
+            values: dict[str, object] = {
+                "attempts": attempts,
+                "last_error": failure.reason,
+                "lease_holder": None,
+            }
+            if failure.permanent or attempts >= self.config.max_attempts:
+                values.update(
+                    state="dead", dead_cause="refused" if failure.permanent else "attempts"
+                )
+                log.error(
+                    "outbox %s dead after %s attempt(s): %s", mail_id, attempts, failure.reason
+                )
+            else:
+                values["next_attempt_at"] = self._retry_at(attempts, now)
                 log.warning(
                     "outbox %s attempt %s failed, retry at %s: %s",
-                    mail.id,
-                    mail.attempts,
-                    mail.next_attempt_at.isoformat(),
-                    error,
+                    mail_id,
+                    attempts,
+                    values["next_attempt_at"],
+                    failure.reason,
                 )
+            session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == mail_id)
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _release(self, mail_ids: list[int]) -> None:
+        """Hand claimed mail not yet tried back to any sender, at once."""
+        try:
+            with self.store.transaction() as session:
+                session.execute(
+                    update(OutboxMail)
+                    .where(
+                        OutboxMail.id.in_(mail_ids),
+                        OutboxMail.state == "pending",
+                        OutboxMail.lease_holder == self.holder,
+                    )
+                    .values(next_attempt_at=self.clock.now(), lease_holder=None)
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            # Whatever stopped the batch may also stop this; the lease then runs out.
+            log.exception("could not release %s claimed mail(s)", len(mail_ids))
+
+
+def _holder_gone(text: str) -> bool:
+    holder = LeaseHolder.parse(text)
+    return holder is not None and is_gone(holder)

@@ -45,18 +45,34 @@ def test_two_senders_on_one_store_never_send_the_same_mail(
     assert {m.state for m in outbox(store)} == {"sent"}
 
 
-def test_failing_mail_goes_dead_after_max_attempts(
+def test_a_temporarily_refused_mail_goes_dead_after_max_attempts(
     store: Store, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
     queue_mail(store, smtp_sink, clock)
-    smtp_sink.refuse_with = "554 5.7.1 rejected"
+    smtp_sink.refuse_with = "451 4.3.0 try again later"
     sender = OutboxSender(make_config(store, smtp_sink).outbound, store, clock)
-    for _ in range(3):  # max_attempts in the test config
+    for _ in range(5):  # max_attempts is 3 in the test config; the rest must do nothing
         sender.deliver_due()
         clock.advance(timedelta(hours=1))
     mails = outbox(store)
-    assert {m.state for m in mails} == {"dead"}
-    assert all(m.attempts == 3 and "554" in (m.last_error or "") for m in mails)
+    assert {(m.state, m.dead_cause, m.attempts) for m in mails} == {("dead", "attempts", 3)}
+    assert all("451" in (m.last_error or "") for m in mails)
+    assert smtp_sink.mails == []
+
+
+def test_a_permanent_refusal_ends_the_mail_on_its_first_attempt(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    queue_mail(store, smtp_sink, clock)
+    smtp_sink.refuse_with = "554 5.7.1 rejected by policy"
+    sender = OutboxSender(make_config(store, smtp_sink).outbound, store, clock)
+    assert sender.deliver_due() == 0
+    mails = outbox(store)
+    assert {(m.state, m.dead_cause, m.attempts) for m in mails} == {("dead", "refused", 1)}
+    assert all("554 5.7.1 rejected by policy" in (m.last_error or "") for m in mails)
+    clock.advance(timedelta(hours=1))
+    smtp_sink.refuse_with = None
+    assert sender.deliver_due() == 0
     assert smtp_sink.mails == []
 
 
