@@ -12,6 +12,10 @@ missing=()
 if [[ ! -x /usr/sbin/dovecot ]]; then
     missing+=(dovecot-imapd)
 fi
+# libfaketime: runs the installed daemon through days of simulated time.
+if ! command -v faketime >/dev/null 2>&1; then
+    missing+=(faketime)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
