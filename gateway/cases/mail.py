@@ -167,20 +167,39 @@ class TimelineMail:
         answering: Threading | None = None,
         **extra: Any,
     ) -> QueuedMail | None:
-        """Mail to our own people; `answering` threads it under a mail of theirs."""
+        """Mail to our own people; `answering` threads it under a mail of theirs.
+
+        One mail per person: each carries a reply token bound to its recipient
+        (gateway/outbound/tokens.py). Returns the first.
+        """
         to = recipients(people)
         if not to:
             return None
-        return self.outbox.enqueue(
-            session,
-            case=case,
-            kind=kind,
-            template=kind,
-            context=self.context(case, now, **extra),
-            to=to,
-            subject=case.subject,
-            threading=answering or self.threading(session, case, None),
-            now=now,
-            external=False,
-            auto_submitted="auto-generated",
-        )
+        threading = answering or self.threading(session, case, None)
+        context = self.context(case, now, **extra)
+        queued = [
+            self.outbox.enqueue(
+                session,
+                case=case,
+                kind=kind,
+                template=kind,
+                context=context,
+                to=[person],
+                subject=case.subject,
+                threading=self._own_threading(session, threading, person.email),
+                now=now,
+                external=False,
+                auto_submitted="auto-generated",
+            )
+            for person in to
+        ]
+        return queued[0]
+
+    def _own_threading(self, session: Session, threading: Threading, address: str) -> Threading:
+        """Threading without the ids of mail to others: those carry their tokens."""
+        tokens = self.outbox.tokens(session)
+        references = tokens.only_own(threading.references, address)
+        in_reply_to = threading.in_reply_to
+        if in_reply_to is not None and not tokens.only_own([in_reply_to], address):
+            in_reply_to = references[-1] if references else None
+        return Threading(in_reply_to, references)

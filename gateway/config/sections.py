@@ -216,14 +216,16 @@ class LeadsConfig(ConfigModel):
     # People who may command any case, besides each case's owner and its level's
     # owners and managers and the account's named lead.
     admins: tuple[Person, ...] = ()
-    # HMAC secret for per-case reply tokens. Empty: generated once, kept in the store.
+    # HMAC secret for the reply tokens, each bound to a case and one recipient
+    # (gateway/outbound/tokens.py). Empty: generated once, kept in the store.
     token_secret: str = ""
     token_secret_file: str = ""
-    # Also demand dkim=pass or dmarc=pass in an Authentication-Results header written
-    # by one of these servers (their authserv-id).
+    # Also demand dmarc=pass, or a dkim=pass aligned with the From domain, in the
+    # topmost Authentication-Results header with one of these authserv-ids (the
+    # border MTA's; gateway/leads/sender_auth.py).
     require_authentication: bool = False
     trusted_authserv_ids: tuple[str, ...] = ()
-    # Refusal mails to one sender (commands that failed authorization) per hour.
+    # Refusal mails per hour to one lead; nobody without a role on the case gets one.
     max_refusals_per_hour: int = Field(default=1, ge=0)
 
     @model_validator(mode="after")

@@ -68,6 +68,10 @@ class CommandReport:
 
     applied: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Names of the commands that were applied (not rejected), in order.
+    done: list[str] = field(default_factory=list)
+    # Things the lead should know that are neither done nor not done.
+    notices: list[str] = field(default_factory=list)
     help_requested: bool = False
     send_now: bool = False
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.leads import command_effects as effects
@@ -66,6 +66,8 @@ class CommandSpec:
     apply: Applier
     # Applying it is the owner responding to the case (asking for help is not).
     first_response: bool = True
+    # It starts a new first-response clock, which the reply itself must not stop.
+    restarts_clock: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -159,9 +161,17 @@ def _valued(
 
 
 def _bare(
-    name: str, aliases: tuple[str, ...], help: str, apply: Applier, *, first_response: bool = True
+    name: str,
+    aliases: tuple[str, ...],
+    help: str,
+    apply: Applier,
+    *,
+    first_response: bool = True,
+    restarts_clock: bool = False,
 ) -> CommandSpec:
-    return CommandSpec(name, name, aliases, False, name, help, _comment, apply, first_response)
+    return CommandSpec(
+        name, name, aliases, False, name, help, _comment, apply, first_response, restarts_clock
+    )
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -181,13 +191,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
         _required("note"),
         effects.apply_note,
     ),
-    _valued(
-        "send",
-        (),
-        "send: now",
-        "...or with this line, to the customer at once",
-        _now_only,
-        effects.apply_send,
+    replace(
+        _valued(
+            "send",
+            (),
+            "send: now",
+            "...or with this line, to the customer at once",
+            _now_only,
+            effects.apply_send,
+        ),
+        first_response=False,  # a modifier of "note", which counts on its own
     ),
     _valued(
         "internal",
@@ -238,6 +251,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "reopen a resolved or closed case",
         effects.apply_reopen,
         first_response=False,
+        restarts_clock=True,
     ),
     _bare("help", (), "this text", effects.apply_help, first_response=False),
 )

@@ -1,32 +1,36 @@
 """Leads steer a case by replying to its mail: authorize, apply commands, confirm.
 
 Runs inside the worker's transaction. Every outcome lands in the case's audit trail:
-a refused attempt with its reason, each applied command as the lifecycle event it
-caused, and each invalid command with why. The lead always hears back (once per hour
-at most for refusals), so a typo on a phone never fails silently.
+a refused attempt with its reason (gateway/leads/refusals.py), each applied command
+as the lifecycle event it caused, and each invalid command with why. A lead always
+hears back (once per hour at most for refusals), so a typo on a phone never fails
+silently; a stranger never does.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle, LifecycleError
 from gateway.cases.sla import ACTIVE_STATES
 from gateway.config import GatewayConfig
-from gateway.leads.auth import LeadAuthorizer
+from gateway.leads import command_log, token_retirement
+from gateway.leads.auth import LeadAuthorizer, places
 from gateway.leads.command_types import CommandContext, CommandReport, ParsedCommands
 from gateway.leads.commands import BY_NAME, HELP_TEXT, parse_commands
-from gateway.outbound.outbox import Outbox, Recipient, Threading
+from gateway.leads.refusals import Refusals, answering
+from gateway.outbound.outbox import Outbox, Recipient
 from gateway.outbound.tokens import ReplyTokens
 from gateway.timefmt import format_when
 from gateway.timeline.status_updates import StatusUpdates
 from parsers.model import ParsedMail
-from store.appends import add_auto_reply
-from store.models import AutoReplyLog, Case
+from store.models import Case
+
+log = logging.getLogger("gateway.leads")
 
 
 class LeadReplies:
@@ -43,6 +47,7 @@ class LeadReplies:
         self.directory = directory
         self.lifecycle = lifecycle
         self.status_updates = status_updates
+        self.refusals = Refusals(config, lifecycle)
 
     # -- entry point ---------------------------------------------------------------
 
@@ -57,49 +62,48 @@ class LeadReplies:
         now: datetime,
     ) -> str:
         """Apply a command reply; returns a one-line summary for the log."""
-        sender = mail.from_.email if mail.from_ else ""
-        auth = LeadAuthorizer(self.config, tokens).authorize(case, mail, rcpt_tos)
+        authorizer = LeadAuthorizer(self.config, tokens)
+        auth = authorizer.authorize(session, case, mail, rcpt_tos)
         if not auth.allowed:
-            self.lifecycle.event(
-                session,
-                case,
-                now,
-                "command_refused",
-                auth.reason,
-                actor=sender or "unknown sender",
-                data={"sender": sender, "reason": auth.reason, "subject": mail.subject},
-            )
-            self._refuse(session, case, mail, sender, auth.reason, now)
-            return f"refused: {auth.reason}"
-
-        addressed = {a.email.lower() for a in mail.all_recipients}
-        if case.customer_email.lower() in addressed:
+            return self.refusals.refuse(session, case, mail, auth, now)
+        sender = auth.sender
+        command_log.record(
+            session,
+            case,
+            sender=sender,
+            message_id=mail.message_id,
+            now=now,
+            refusal=None,
+            detail=auth.reason,
+        )
+        reached_customer = self._reaches_customer(case, mail)
+        if reached_customer:
             self.lifecycle.record_human_update(session, case, actor=sender, now=now)
         parsed = parse_commands(new_text)
         report = CommandReport(rejected=[(e.line, e.reason) for e in parsed.errors])
         self._apply_all(session, case, parsed, sender, report, now)
-        if report.send_now and case.state != "closed":
-            self.status_updates.send_now(session, case, now)
-        if parsed.free_text and case.state != "closed":
-            self.lifecycle.add_internal_note(session, case, parsed.free_text, actor=sender, now=now)
-            if parsed.empty:
-                report.applied.append("no commands found: your reply was kept as an internal note")
-            else:
-                report.applied.append("the text after the commands was kept as an internal note")
-        # Asking for help or reopening is not contact with the customer.
-        if all(BY_NAME[c.name].first_response for c in parsed.commands):
+        self._keep_free_text(session, case, parsed, sender, report, now)
+        if self._is_first_response(parsed, report, reached_customer):
             self._owner_first_reply(session, case, sender, now)
+        self._retire_exposed_tokens(session, case, mail, rcpt_tos, authorizer, report, now)
+        summary = f"{len(report.applied)} applied, {len(report.rejected)} rejected"
         self.lifecycle.event(
             session,
             case,
             now,
             "command_reply",
-            f"{len(report.applied)} applied, {len(report.rejected)} rejected ({auth.reason})",
+            f"{summary} ({auth.reason})",
             actor=sender,
-            data={"applied": report.applied, "rejected": report.rejected, "auth": auth.reason},
+            data={
+                "applied": report.applied,
+                "rejected": report.rejected,
+                "auth": auth.reason,
+                "message_id": mail.message_id,
+            },
         )
+        log.info("lead command mail applied: case=%s from=%s %s", case.key, sender, summary)
         self._confirm(session, case, mail, sender, report, now)
-        return f"{len(report.applied)} applied, {len(report.rejected)} rejected"
+        return summary
 
     # -- commands ------------------------------------------------------------------
 
@@ -128,6 +132,42 @@ class LeadReplies:
                 BY_NAME[command.name].apply(ctx, command)
             except LifecycleError as exc:
                 report.rejected.append((command.line, str(exc)))
+            else:
+                report.done.append(command.name)
+        if report.send_now and case.state != "closed":
+            self.status_updates.send_now(session, case, now)
+
+    def _keep_free_text(
+        self,
+        session: Session,
+        case: Case,
+        parsed: ParsedCommands,
+        sender: str,
+        report: CommandReport,
+        now: datetime,
+    ) -> None:
+        if not parsed.free_text or case.state == "closed":
+            return
+        self.lifecycle.add_internal_note(session, case, parsed.free_text, actor=sender, now=now)
+        if parsed.empty:
+            report.applied.append("no commands found: your reply was kept as an internal note")
+        else:
+            report.applied.append("the text after the commands was kept as an internal note")
+
+    @staticmethod
+    def _is_first_response(
+        parsed: ParsedCommands, report: CommandReport, reached_customer: bool
+    ) -> bool:
+        """An accepted reply, or one the customer got, is the owner responding.
+
+        A reply whose commands were all rejected is not, nor asking for help; a
+        reopen starts a new first-response clock that its own reply must not stop.
+        """
+        specs = [BY_NAME[name] for name in report.done]
+        if any(spec.restarts_clock for spec in specs):
+            return False
+        note_only = parsed.empty and bool(parsed.free_text)
+        return reached_customer or note_only or any(spec.first_response for spec in specs)
 
     def _owner_first_reply(self, session: Session, case: Case, sender: str, now: datetime) -> None:
         if (
@@ -138,6 +178,60 @@ class LeadReplies:
             self.lifecycle.acknowledge(
                 session, case, actor=sender, reason="owner replied by mail", now=now
             )
+
+    # -- who saw the reply ---------------------------------------------------------
+
+    def _reaches_customer(self, case: Case, mail: ParsedMail) -> bool:
+        addressed = {a.email.lower() for a in mail.all_recipients}
+        cc = {str(c.get("email", "")).lower() for c in case.customer_cc}
+        return bool(addressed & ({case.customer_email.lower()} | cc))
+
+    def _outsiders(self, case: Case, mail: ParsedMail, staff: list[str]) -> list[str]:
+        """Addressees that are neither our own addresses nor people on the case's staff."""
+        own = {a.lower() for a in self.config.own_addresses}
+        found = []
+        for address in (a.email.lower() for a in mail.all_recipients):
+            local, _, domain = address.partition("@")
+            if f"{local.split('+', 1)[0]}@{domain}" in own or address in staff:
+                continue
+            found.append(address)
+        return list(dict.fromkeys(found))
+
+    def _retire_exposed_tokens(
+        self,
+        session: Session,
+        case: Case,
+        mail: ParsedMail,
+        rcpt_tos: list[str],
+        authorizer: LeadAuthorizer,
+        report: CommandReport,
+        now: datetime,
+    ) -> None:
+        """A reply copied outside the case hands them its tokens: those stop working."""
+        staff = authorizer.staff(case)
+        outsiders = self._outsiders(case, mail, staff)
+        if not outsiders:
+            return
+        reason = f"a reply carrying it was copied to {', '.join(outsiders)}"
+        found = authorizer.tokens.found(places(mail, rcpt_tos))
+        holders = token_retirement.retire(
+            session, case, authorizer.tokens, found, staff, reason, now
+        )
+        if not holders:
+            return
+        self.lifecycle.event(
+            session,
+            case,
+            now,
+            "reply_token_retired",
+            f"reply tokens of {', '.join(sorted(set(holders)))} retired: {reason}",
+            actor="gateway",
+            data={"holders": holders, "copied_to": outsiders},
+        )
+        report.notices.append(
+            f"your reply was copied to {', '.join(outsiders)}, so the reply address in it "
+            "no longer works; reply to this mail or a newer one next time"
+        )
 
     # -- replies to the lead -------------------------------------------------------
 
@@ -159,57 +253,10 @@ class LeadReplies:
             "command_confirmation",
             [Recipient(sender)],
             now,
-            answering=_answering(mail),
+            answering=answering(mail),
             applied=report.applied,
             rejected=report.rejected,
+            notices=report.notices,
             help_text=HELP_TEXT if report.help_requested or report.rejected else "",
             eta=self._when(case.eta) if case.eta else "",
         )
-
-    def _refuse(
-        self,
-        session: Session,
-        case: Case,
-        mail: ParsedMail,
-        sender: str,
-        reason: str,
-        now: datetime,
-    ) -> None:
-        if not sender:
-            return
-        limit = self.config.leads.max_refusals_per_hour
-        sent = session.scalar(
-            select(func.count())
-            .select_from(AutoReplyLog)
-            .where(
-                AutoReplyLog.address == sender,
-                AutoReplyLog.kind == "refusal",
-                AutoReplyLog.at > now - timedelta(hours=1),
-            )
-        )
-        if (sent or 0) >= limit:
-            return
-        add_auto_reply(session, address=sender, at=now, kind="refusal")
-        # Sent as customer-style mail: no token, so the refusal itself grants nothing.
-        self.outbox.enqueue(
-            session,
-            case=case,
-            kind="command_refused",
-            template="command_refused",
-            context={"case": case, "reason": reason, "sender": sender},
-            to=[Recipient(sender)],
-            subject=f"Re: {case.subject}",
-            # Threaded on the refused mail only: our staff mail ids carry the token.
-            threading=Threading(
-                mail.message_id or None, (mail.message_id,) if mail.message_id else ()
-            ),
-            now=now,
-            external=True,
-        )
-
-
-def _answering(mail: ParsedMail) -> Threading:
-    """Threading that answers the given mail, as a mail client's reply would."""
-    if not mail.message_id:
-        return Threading(None, mail.references)
-    return Threading(mail.message_id, (*mail.references, mail.message_id))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from gateway.cases.sla import ACTIVE_STATES
 from gateway.clock import Clock
 from gateway.config import MonitoringConfig
+from gateway.leads.command_log import refused_metric
 from store.db import Store
 from store.models import Case, CaseEvent, InboundItem, OutboxMail
 
@@ -103,6 +104,7 @@ class GatewayCollector(Collector):
             yield from self._suppressed(session)
             yield from self._outbox(session, now)
             yield from self._cases(session, now)
+            yield refused_metric(session, PREFIX)
 
     def _inbound(self, session: Session) -> Iterator[Metric]:
         mails = CounterMetricFamily(

@@ -98,7 +98,7 @@ class Outbox:
         """
         if external and self._held_back_by_cap(session, case, kind, to, now):
             return None
-        message_id, identity_headers = self._identity(session, case, external)
+        message_id, identity_headers = self._identity(session, case, external, (*to, *cc))
         tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
         body = self.renderer.render(template, context)
         outbound = self.config.outbound
@@ -160,17 +160,25 @@ class Outbox:
         )
         return True
 
-    def _identity(self, session: Session, case: Case, external: bool) -> tuple[str, dict[str, str]]:
+    def _identity(
+        self, session: Session, case: Case, external: bool, recipients: Sequence[Recipient]
+    ) -> tuple[str, dict[str, str]]:
         """The mail's Message-ID and the headers that tie replies to it."""
         outbound = self.config.outbound
-        if external or not case.key:
+        people = {r.email.strip().lower() for r in recipients}
+        # A reply token is personal (gateway/outbound/tokens.py): staff mail to several
+        # people goes out once per person (TimelineMail.to_staff); one that did not
+        # gets no token rather than a shared one.
+        if external or not case.key or len(people) != 1:
             return make_msgid(domain=outbound.effective_message_id_domain), {}
-        # Staff mail carries the case's reply token in its Message-ID and Reply-To,
+        # Staff mail carries its recipient's reply token in its Message-ID and Reply-To,
         # so a lead's reply proves it answers mail we sent them.
-        tagged = self.tokens(session).tagged(case.key)
+        tokens = self.tokens(session)
+        token = tokens.token(case.key, next(iter(people)))
+        tagged = tokens.tagged(case.key, token)
         # Kept short: clients copy it into In-Reply-To, and long ids get folded.
         message_id = f"<{tagged}.{secrets.token_hex(6)}@{outbound.effective_message_id_domain}>"
-        reply_to = self.tokens(session).reply_address(case.key, outbound.from_address)
+        reply_to = tokens.reply_address(case.key, token, outbound.from_address)
         return message_id, {"Reply-To": reply_to}
 
     def _store(

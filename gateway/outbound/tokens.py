@@ -1,9 +1,23 @@
-"""Per-case reply tokens: proof that a reply answers mail we sent to staff.
+"""Personal reply tokens: proof that a reply answers mail we sent to that person.
 
-A lead's From address is easy to forge, so a command must also carry the case's
-token: an HMAC of the case key under a server secret. Only mail to staff carries it
-(in a plus-address Reply-To and in our Message-IDs), so a customer, who never sees
-staff mail, cannot lift it from an acknowledgement.
+A lead's From address is easy to forge, so a command must also carry a token that
+only mail to that lead held. Each staff mail gets its own token, bound to the case
+and to the one address it is sent to:
+
+    token = nonce + HMAC-SHA256(secret, case key, recipient address, nonce)[:12]
+
+with a fresh random nonce per mail (8 hex digits). A token therefore works only for
+its case and only from the address it was issued to: a colleague's token, or one
+lifted from a mail someone copied to a customer, does not let anyone command as
+somebody else. Tokens travel in a plus-address Reply-To (`support+ESC-000001.<token>@`)
+and in the Message-ID, which replies copy into In-Reply-To and References.
+
+Rotation: every mail brings a new token, so a single one can be withdrawn without
+cutting its holder off. `gateway/leads/token_retirement.py` retires the tokens of a
+mail that was copied to someone outside the case; the next gateway mail to the lead
+carries a fresh one. Changing `[leads] token_secret` voids every token at once.
+Tokens of the old shape (12 hex digits, one per case, the same for everyone) are
+recognised only to refuse them with that reason.
 """
 
 from __future__ import annotations
@@ -23,7 +37,10 @@ from gateway.config import GatewayConfig
 from store.db import Store
 from store.models import Setting
 
-TOKEN_LENGTH = 12
+NONCE_LENGTH = 8
+MAC_LENGTH = 12
+TOKEN_LENGTH = NONCE_LENGTH + MAC_LENGTH
+LEGACY_TOKEN_LENGTH = 12
 _SECRET_KEY = "reply_token_secret"
 
 
@@ -56,35 +73,84 @@ def tokens_from_store(session: Session, config: GatewayConfig) -> ReplyTokens:
 
 
 @dataclass(frozen=True)
+class FoundToken:
+    """A case key and token as written in a mail (lower-case token)."""
+
+    case_key: str
+    token: str
+
+    @property
+    def legacy(self) -> bool:
+        """The old shape: one token per case, not bound to anybody."""
+        return len(self.token) == LEGACY_TOKEN_LENGTH
+
+
+@dataclass(frozen=True)
 class ReplyTokens:
     secret: str
     key_prefix: str
 
-    def token(self, case_key: str) -> str:
-        digest = hmac.new(self.secret.encode(), case_key.upper().encode(), hashlib.sha256)
-        return digest.hexdigest()[:TOKEN_LENGTH]
+    def _mac(self, case_key: str, address: str, nonce: str) -> str:
+        message = "\n".join((case_key.upper(), address.strip().lower(), nonce.lower()))
+        digest = hmac.new(self.secret.encode(), message.encode(), hashlib.sha256)
+        return digest.hexdigest()[:MAC_LENGTH]
 
-    def tagged(self, case_key: str) -> str:
-        """`ESC-000001.3f9a...`: what goes into reply addresses and Message-IDs."""
-        return f"{case_key}.{self.token(case_key)}"
+    def token(self, case_key: str, address: str, nonce: str | None = None) -> str:
+        """A new token for mail to `address` about `case_key` (nonce given: that one)."""
+        nonce = nonce if nonce is not None else secrets.token_hex(NONCE_LENGTH // 2)
+        return nonce + self._mac(case_key, address, nonce)
 
-    def reply_address(self, case_key: str, mailbox: str) -> str:
+    def tagged(self, case_key: str, token: str) -> str:
+        """`ESC-000001.<token>`: what goes into reply addresses and Message-IDs."""
+        return f"{case_key}.{token}"
+
+    def reply_address(self, case_key: str, token: str, mailbox: str) -> str:
         local, _, domain = mailbox.partition("@")
-        return f"{local}+{self.tagged(case_key)}@{domain}"
+        return f"{local}+{self.tagged(case_key, token)}@{domain}"
 
     def _pattern(self) -> re.Pattern[str]:
         return re.compile(
-            rf"\b({re.escape(self.key_prefix)}-\d{{3,}})[.\-]([0-9a-f]{{{TOKEN_LENGTH}}})\b",
+            rf"\b({re.escape(self.key_prefix)}-\d{{3,}})[.\-]"
+            rf"([0-9a-f]{{{TOKEN_LENGTH}}}|[0-9a-f]{{{LEGACY_TOKEN_LENGTH}}})\b",
             re.IGNORECASE,
         )
 
-    def found(self, places: Iterable[str]) -> dict[str, bool]:
-        """Every case key that appears with a token, and whether that token is valid."""
-        result: dict[str, bool] = {}
+    def found(self, places: Iterable[str]) -> tuple[FoundToken, ...]:
+        """Every case key written with something shaped like a token, valid or not."""
         pattern = self._pattern()
+        seen: dict[FoundToken, None] = {}
         for text in places:
             for match in pattern.finditer(text):
-                case_key = match.group(1).upper()
-                valid = hmac.compare_digest(match.group(2).lower(), self.token(case_key))
-                result[case_key] = result.get(case_key, False) or valid
-        return result
+                seen.setdefault(FoundToken(match.group(1).upper(), match.group(2).lower()), None)
+        return tuple(seen)
+
+    def issued_to(self, found: FoundToken, address: str) -> bool:
+        """Whether the token was made by us for this case and this address."""
+        if found.legacy:
+            return False
+        nonce, mac = found.token[:NONCE_LENGTH], found.token[NONCE_LENGTH:]
+        return hmac.compare_digest(mac, self._mac(found.case_key, address, nonce))
+
+    def holder(self, found: FoundToken, candidates: Iterable[str]) -> str | None:
+        """Which of these addresses the token was issued to, if any."""
+        return next((a.lower() for a in candidates if self.issued_to(found, a)), None)
+
+    def legacy_valid(self, found: FoundToken) -> bool:
+        """An old per-case token that this secret did make."""
+        digest = hmac.new(self.secret.encode(), found.case_key.encode(), hashlib.sha256)
+        return found.legacy and hmac.compare_digest(
+            found.token, digest.hexdigest()[:LEGACY_TOKEN_LENGTH]
+        )
+
+    def only_own(self, message_ids: Iterable[str], address: str) -> tuple[str, ...]:
+        """The ids without those carrying a token issued to somebody else.
+
+        Staff mail threads under earlier case mail; an earlier mail to a colleague has
+        the colleague's token in its Message-ID, which must not travel in References.
+        """
+        kept = []
+        for message_id in message_ids:
+            tokens = self.found([message_id])
+            if all(self.issued_to(t, address) for t in tokens):
+                kept.append(message_id)
+        return tuple(kept)

@@ -172,8 +172,10 @@ def test_non_lead_with_valid_token_is_refused(gateway: Gateway) -> None:
     raw = lead_reply(notification, "resolve\n", sender="Intern <intern@example.com>")
     send_as(gateway, raw, "intern@example.com", str(notification.message["Reply-To"]))
     assert case(gateway).state == "open"
-    refusal = only([m for m in gateway.sink.to("intern@example.com")])
-    assert "intern@example.com holds no lead role on ESC-000001" in refusal.text
+    # Not on the case, so not told anything about it: the refusal is only recorded.
+    assert gateway.sink.to("intern@example.com") == []
+    [refused] = [e for e in gateway.events(case(gateway)) if e.kind == "command_refused"]
+    assert "intern@example.com holds no lead role on ESC-000001" in refused.detail
 
 
 def test_customer_status_line_is_just_text(gateway: Gateway) -> None:

@@ -19,6 +19,7 @@ from gateway.clock import FakeClock
 from gateway.config import GatewayConfig
 from gateway.ingest.inbound import store_inbound
 from gateway.outbound.delivery import OutboxSender
+from gateway.outbound.marks import OWN_MARKER_HEADER
 from gateway.timeline.timers import TimerTicker
 from gateway.work.worker import Worker
 from store.db import Store
@@ -174,14 +175,26 @@ class Simulation:
             return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id)))
 
     def sent(self, since: datetime | None = None) -> list[Sent]:
-        """What reached the SMTP sink, with the send time taken from each mail's Date."""
-        result = []
-        for received in self.sink.wait_for(len(self.outbox())):
+        """What reached the SMTP sink, with the send time taken from each mail's Date.
+
+        Staff mail goes out once per recipient (each copy carries that person's own
+        reply token); the copies of one notice are listed once, with all recipients.
+        """
+        result: dict[tuple[datetime, str, str, int], Sent] = {}
+        for n, received in enumerate(self.sink.wait_for(len(self.outbox()))):
             date = parsedate_to_datetime(str(received.message["Date"])).astimezone(UTC)
-            kind = self._kind_of(str(received.message["Message-ID"]).strip().strip("<>"))
-            if since is None or date >= since:
-                result.append(Sent(date, kind, tuple(sorted(received.rcpt_tos))))
-        return result
+            message_id = str(received.message["Message-ID"]).strip().strip("<>")
+            kind = self._kind_of(message_id)
+            if since is not None and date < since:
+                continue
+            case_key = str(received.message[OWN_MARKER_HEADER] or "")
+            # Only staff copies (ids tagged with the case's token) merge.
+            staff = bool(case_key) and message_id.startswith(f"{case_key}.")
+            key = (date, kind, case_key, -1 if staff else n)
+            earlier = result.get(key)
+            to = (*earlier.to, *received.rcpt_tos) if earlier else tuple(received.rcpt_tos)
+            result[key] = Sent(date, kind, tuple(sorted(to)))
+        return list(result.values())
 
     def _kind_of(self, message_id: str) -> str:
         with self.store.session() as session:
