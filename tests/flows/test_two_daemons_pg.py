@@ -58,7 +58,9 @@ class Mail:
 class RunDaemon:
     """One `python -m gateway run` process with its own config file and log."""
 
-    def __init__(self, folder: Path, name: str, store_url: str, sink_port: int) -> None:
+    def __init__(
+        self, folder: Path, name: str, store_url: str, sink_port: int, worker_processes: int
+    ) -> None:
         self.port = free_port()
         self.config = folder / f"{name}.toml"
         self.log = folder / f"{name}.log"
@@ -67,6 +69,7 @@ class RunDaemon:
             f'[smtp]\nport = {self.port}\naccept_recipients = ["support@example.com"]\n'
             f'[outbound]\nmode = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\n'
             "[monitoring]\nenabled = false\n"
+            f"[worker]\nprocesses = {worker_processes}\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -197,8 +200,9 @@ def _settled(store: Store) -> bool:
 def test_two_daemons_one_killed_mid_burst_open_one_case_per_mail(
     store_url: str, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    first = RunDaemon(tmp_path, "first", store_url, smtp_sink.port)
-    second = RunDaemon(tmp_path, "second", store_url, smtp_sink.port)
+    # Three workers in all: the first daemon's thread, the second's two processes.
+    first = RunDaemon(tmp_path, "first", store_url, smtp_sink.port, worker_processes=0)
+    second = RunDaemon(tmp_path, "second", store_url, smtp_sink.port, worker_processes=2)
     store = Store(store_url)
     mails = _mails()
     sender = Sender([first.port, second.port])
