@@ -107,6 +107,7 @@ class CaseActions:
             "upgrade_notice",
             now,
             answering=answering(mail),
+            answers_inbound=True,
             previous_level=previous_level,
         )
         return case

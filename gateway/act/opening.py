@@ -131,7 +131,9 @@ class CaseOpening:
             why = decision.auto_reply_blocked or "no sender address"
             record_event(session, case, now, "reply_suppressed", f"no acknowledgement: {why}")
             return
-        self.mail.to_customer(session, case, "acknowledgement", now, answering=answering(mail))
+        self.mail.to_customer(
+            session, case, "acknowledgement", now, answering=answering(mail), answers_inbound=True
+        )
         missing = next((r.data["missing"] for r in decision.fired if r.data.get("missing")), None)
         if missing:
             self.mail.to_sender(

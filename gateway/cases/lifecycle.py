@@ -375,8 +375,8 @@ class Lifecycle:
         """A timeline mail to the customer restarts the status rhythm from now."""
         if case.state != "closed":
             case.next_status_due = status_due_from(self.config, case, now)
-        self.mail.to_customer(session, case, kind, now, **extra)
-        case.last_status_at = now
+        if self.mail.to_customer(session, case, kind, now, **extra) is not None:
+            case.last_status_at = now
         refresh_wakeup(case)
 
     @staticmethod

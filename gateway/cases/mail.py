@@ -109,9 +109,17 @@ class TimelineMail:
         now: datetime,
         *,
         answering: Threading | None = None,
+        answers_inbound: bool = False,
         **extra: Any,
     ) -> QueuedMail | None:
-        """Mail to the customer side; `answering` threads it under a mail of theirs."""
+        """Mail to the customer side; `answering` threads it under a mail of theirs.
+
+        Only a mail that answers an inbound mail (`answers_inbound`: the
+        acknowledgement, an upgrade notice) counts against the per-address cap; the
+        case's own mail (status, escalation, resolution, reopening, closing) is what
+        the gateway promised, and the state machine already keeps it from looping.
+        None when the cap held the mail back.
+        """
         to, cc = self.customer_recipients(case)
         mail = self.outbox.enqueue(
             session,
@@ -125,6 +133,7 @@ class TimelineMail:
             threading=answering or self.threading(session, case, CUSTOMER_KINDS),
             now=now,
             external=True,
+            capped=answers_inbound,
         )
         memo = batch_memo.current(session)
         if memo is not None and mail is not None:
@@ -142,7 +151,10 @@ class TimelineMail:
         answering: Threading,
         **extra: Any,
     ) -> QueuedMail | None:
-        """An answer to the one person who wrote a mail, e.g. what their template lacks."""
+        """An answer to the one person who wrote a mail, e.g. what their template lacks.
+
+        It answers an inbound mail, so it counts against the per-address cap.
+        """
         return self.outbox.enqueue(
             session,
             case=case,

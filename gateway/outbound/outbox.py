@@ -91,12 +91,17 @@ class Outbox:
         now: datetime,
         external: bool,
         auto_submitted: str = "auto-replied",
+        capped: bool = True,
     ) -> QueuedMail | None:
-        """Render and store one mail. External mail counts against the per-address cap.
+        """Render and store one mail.
 
-        Returns None (and records why on the case) when the cap holds the mail back.
+        External mail counts against the per-address cap, a loop brake, unless
+        `capped` is False: the mail a case promised (status, escalation, resolution,
+        closing) must go out however many replies the address got. Returns None (and
+        records why on the case) when the cap holds the mail back.
         """
-        if external and self._held_back_by_cap(session, case, kind, to, now):
+        capped = external and capped
+        if capped and self._held_back_by_cap(session, case, kind, to, now):
             return None
         message_id, identity_headers = self._identity(session, case, external, (*to, *cc))
         tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
@@ -130,7 +135,7 @@ class Outbox:
             raw=message,
             now=now,
         )
-        if external:
+        if capped:
             self._count_auto_replies(session, to, now)
         return queued
 

@@ -81,7 +81,7 @@ class StatusUpdates:
         since = case.last_status_at or case.opened_at
         changes, note, delayed = self._news(session, case, since)
         catch_up = catch_up or delayed
-        self.mail.to_customer(
+        queued = self.mail.to_customer(
             session,
             case,
             "status_update",
@@ -93,6 +93,8 @@ class StatusUpdates:
             catch_up=catch_up,
             eta=self.mail.when(case.eta) if case.eta and case.eta > now else "",
         )
+        if queued is None:
+            return  # held back: the outbox recorded why, and nothing claims it was sent
         case.last_status_at = now
         self._event(
             session,
@@ -100,7 +102,8 @@ class StatusUpdates:
             now,
             "status_sent",
             f"next update by {case.next_status_due.isoformat() if case.next_status_due else '-'}",
-            data={"catch_up": True} if catch_up else None,
+            # The audit entry names the stored mail it stands for.
+            data={"outbox_id": queued.id, "catch_up": catch_up},
         )
 
     def _event(

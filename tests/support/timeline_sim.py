@@ -1,4 +1,4 @@
-"""Drive the gateway through simulated days: real store, real SMTP sink, fake clock.
+"""Drive the gateway through simulated days: real listener, store and SMTP sink, fake clock.
 
 Instead of ticking every few seconds of simulated time, the simulation jumps the clock
 straight to the earliest stored timer, which is what a daemon ticking every five
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from email.parser import BytesParser
+from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from sqlalchemy import func, select
 from gateway.cli.case_changes import CaseChanges
 from gateway.clock import FakeClock
 from gateway.config import GatewayConfig
-from gateway.ingest.inbound import store_inbound
+from gateway.ingest.smtp import InboundHandler, RecipientPolicy, SmtpListener
 from gateway.outbound.delivery import OutboxSender
 from gateway.outbound.marks import OWN_MARKER_HEADER
 from gateway.timeline.timers import TimerTicker
@@ -25,7 +26,7 @@ from gateway.work.worker import Worker
 from store.db import Store
 from store.models import Case, OutboxMail
 from tests.conftest import make_config
-from tests.support.mails import build_mail
+from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import SmtpSink
 
 OWNERS_L1 = [{"name": "Senior Agent", "email": "senior@example.com"}]
@@ -143,8 +144,20 @@ class Simulation:
         self.sender = OutboxSender(self.config.outbound, self.store, self.clock)
         self.commands = CaseChanges(self.config, self.store, self.clock)
 
-    def receive(self, raw: bytes) -> str | None:
-        item_id = store_inbound(self.store, raw, source="test", clock=self.clock)
+    def receive(self, raw: bytes, *, rcpt: str = "support@example.com") -> str | None:
+        """Mail in through a real SMTP listener (up for this one mail), then the worker."""
+        stored: list[int] = []
+        handler = InboundHandler(
+            self.store, self.clock, RecipientPolicy(self.config.smtp), stored.append
+        )
+        listener = SmtpListener(self.config.smtp, handler)
+        listener.start()
+        try:
+            envelope_from = parseaddr(str(BytesParser().parsebytes(raw, headersonly=True)["From"]))
+            send(listener.port, raw, mail_from=envelope_from[1], rcpt=(rcpt,))
+        finally:
+            listener.stop()
+        [item_id] = stored
         outcome = self.worker.process_next(item_id)
         assert outcome is not None and outcome.state == "done", outcome
         self.sender.deliver_due()
