@@ -5,10 +5,17 @@ Every mail the gateway sends has the same shape, one text part or a
 multipart/alternative of text and HTML, and every header is one we set. The
 generator re-folds each header through `email.header.Header` and was the single
 largest cost of opening a case (about 0.6 ms of a 7.8 ms case, measured). The parts
-that need care still come from the standard library: RFC 2047 encoded words
-(`Header`, `formataddr`), quoted-printable (`binascii.b2a_qp`, which is C), dates
-(`format_datetime`). `tests/test_mail_compose.py` parses the result back with the
-email package to hold the two to the same answer.
+that need care still come from the standard library: the Subject, the one header
+whose text comes from outside, is folded by the email package's SMTP policy
+(encoded words included); names go through `formataddr`; bodies are always
+quoted-printable (`binascii.b2a_qp`, which is C); dates through `format_datetime`.
+`tests/outbound/test_mail_compose.py` parses the result back with the email package
+to hold the two to the same answer.
+
+No line may exceed RFC 5322's 998 characters: smarthosts refuse such mail with a
+permanent 500. Quoted-printable lines stay within 76; the Subject is folded; a
+display name is cut to _NAME_CHARS; a Message-ID too long for one line is left out
+of In-Reply-To and References rather than sent (threading loses one hostile id).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from binascii import b2a_qp
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
 CRLF = "\r\n"
@@ -26,6 +33,15 @@ CRLF = "\r\n"
 # their items only; an item is never split, since folding inside a Message-ID
 # confuses some threading code.
 _FOLD_AT = 78
+# RFC 5322 2.1.1: the hard limit, CRLF not counted.
+MAX_LINE = 998
+# How much of an inbound subject our subjects echo: enough to recognise the mail by.
+ECHOED_SUBJECT_CHARS = 200
+# A display name is copied from inbound mail too; even encoded it stays on one line.
+_NAME_CHARS = 100
+# "In-Reply-To: <" and ">": an id longer than this could not be written on one line.
+_MESSAGE_ID_CHARS = MAX_LINE - len("In-Reply-To: <>")
+_ELLIPSIS = "\u2026"
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,24 @@ def _one_line(value: str) -> str:
     return " ".join(value.split("\r\n")).replace("\r", " ").replace("\n", " ")
 
 
+def _shortened(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + _ELLIPSIS
+
+
+def echoed_subject(subject: str) -> str:
+    """An inbound subject as our mail repeats it: one line, at most ECHOED_SUBJECT_CHARS."""
+    return _shortened(" ".join(_one_line(subject).split()), ECHOED_SUBJECT_CHARS)
+
+
 def _address(recipient: Recipient) -> str:
-    return formataddr((_one_line(recipient.name), recipient.email), charset="utf-8")
+    name = _shortened(_one_line(recipient.name), _NAME_CHARS)
+    return formataddr((name, recipient.email), charset="utf-8")
+
+
+def _fits(message_id: str) -> bool:
+    return len(message_id) <= _MESSAGE_ID_CHARS
 
 
 def _folded(name: str, items: Sequence[str], *, comma: bool) -> str:
@@ -65,11 +97,14 @@ def _folded(name: str, items: Sequence[str], *, comma: bool) -> str:
     return CRLF.join(lines)
 
 
-def _encoded_subject(subject: str) -> str:
-    subject = _one_line(subject)
-    if subject.isascii():
-        return subject
-    return Header(subject, "utf-8", header_name="Subject").encode(linesep=CRLF)
+def _subject_header(subject: str) -> str:
+    # The policy folds at 78 and writes encoded words where the text needs them; it
+    # splits even a word too long for one line, which a plain fold at spaces cannot.
+    folded: str = SMTP.fold("Subject", _one_line(subject))
+    first, *rest = folded.removesuffix(CRLF).split(CRLF)
+    # The policy can leave the space it folded at on the line before as well as
+    # starting the next with one; read back, that is two spaces where there was one.
+    return CRLF.join([first.rstrip(), *(" " + line.strip() for line in rest)])
 
 
 def _text_part(body: str, subtype: str) -> tuple[list[str], str]:
@@ -106,14 +141,15 @@ def compose(
     if cc:
         headers.append(_folded("Cc", [_address(r) for r in cc], comma=True))
     headers += [
-        f"Subject: {_encoded_subject(subject)}",
+        _subject_header(subject),
         f"Date: {format_datetime(date)}",
         f"Message-ID: {message_id}",
     ]
-    if threading.in_reply_to:
+    if threading.in_reply_to and _fits(threading.in_reply_to):
         headers.append(f"In-Reply-To: <{threading.in_reply_to}>")
-    if threading.references:
-        headers.append(_folded("References", [f"<{r}>" for r in threading.references], comma=False))
+    references = [f"<{r}>" for r in threading.references if _fits(r)]
+    if references:
+        headers.append(_folded("References", references, comma=False))
     headers += [f"{name}: {_one_line(value)}" for name, value in extra_headers.items()]
     headers.append("MIME-Version: 1.0")
     if html is None:

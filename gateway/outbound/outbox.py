@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import GatewayConfig
 from gateway.outbound import batch_memo as batch_memo
-from gateway.outbound.compose import Recipient, Threading, compose
+from gateway.outbound.compose import Recipient, Threading, compose, echoed_subject
 from gateway.outbound.marks import OWN_MARKER_HEADER, strip_reply_prefixes
 from gateway.outbound.render import Renderer
 from gateway.outbound.tokens import ReplyTokens, tokens_from_store
@@ -104,7 +104,8 @@ class Outbox:
         if capped and self._held_back_by_cap(session, case, kind, to, now):
             return None
         message_id, identity_headers = self._identity(session, case, external, (*to, *cc))
-        tagged_subject = f"[{case.key}] {strip_reply_prefixes(subject)}"
+        # The inbound subject is echoed cut short: a hostile 100 kB one stays theirs.
+        tagged_subject = f"[{case.key}] {echoed_subject(strip_reply_prefixes(subject))}"
         body = self.renderer.render(template, context)
         outbound = self.config.outbound
         message = compose(
@@ -115,13 +116,7 @@ class Outbox:
             date=now,
             message_id=message_id,
             threading=threading,
-            extra_headers={
-                # RFC 3834: mark our mail as automatic so well-behaved responders stay quiet.
-                "Auto-Submitted": auto_submitted,
-                "X-Auto-Response-Suppress": "All",
-                OWN_MARKER_HEADER: case.key or "",
-                **identity_headers,
-            },
+            extra_headers=_marks(case, auto_submitted, identity_headers),
             text=body.text,
             html=body.html,
         )
@@ -230,6 +225,17 @@ class Outbox:
             add_auto_reply(session, address=r.email, at=now)
             if memo is not None and r.email in memo.known_addresses:
                 memo.replies_this_hour[r.email] += 1
+
+
+def _marks(case: Case, auto_submitted: str, identity_headers: dict[str, str]) -> dict[str, str]:
+    """The headers that tell responders our mail is automatic, and us that it is ours."""
+    return {
+        # RFC 3834: mark our mail as automatic so well-behaved responders stay quiet.
+        "Auto-Submitted": auto_submitted,
+        "X-Auto-Response-Suppress": "All",
+        OWN_MARKER_HEADER: case.key or "",
+        **identity_headers,
+    }
 
 
 __all__ = ["Outbox", "QueuedMail", "Recipient", "Threading"]
