@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.cases.wording import LevelWording
 from gateway.config import GatewayConfig, Person
 from gateway.outbound import batch_memo as batch_memo
 from gateway.outbound.outbox import Outbox, QueuedMail, Recipient, Threading
-from gateway.timefmt import format_duration, format_when
+from gateway.timefmt import format_when
 from store.models import Case, OutboxMail
 
 # Kinds of mail the customer sees; the next one threads under the latest of these.
@@ -58,6 +59,7 @@ class TimelineMail:
     def __init__(self, config: GatewayConfig, outbox: Outbox) -> None:
         self.config = config
         self.outbox = outbox
+        self.wording = LevelWording(config)
 
     def when(self, moment: datetime | None) -> str:
         return format_when(moment, self.config.timezone) if moment is not None else ""
@@ -70,11 +72,13 @@ class TimelineMail:
             "level_name": level.name,
             "greeting_name": case.customer_name or case.customer_email,
             "state_text": STATE_TEXT.get(case.state, case.state),
-            "first_response_text": format_duration(level.first_response),
+            # Targets read as they count: "1 business hour" on a business calendar.
+            "first_response_text": self.wording.duration(level, level.first_response),
             "first_response_due": self.when(case.first_response_due),
             "next_status_due": self.when(case.next_status_due) if case.state != "closed" else "",
             "resolution_due": self.when(case.resolution_due),
-            "status_interval_text": format_duration(level.status_interval),
+            "status_interval_text": self.wording.duration(level, level.status_interval),
+            "business_hours": self.wording.business_hours(level),
             "is_24x7": level.calendar == "24x7",
         }
         context.update(extra)

@@ -35,7 +35,7 @@ def test_customer_copying_account_manager_gets_owner_and_timeline(gateway: Gatew
     assert "anna.am@example.com" in ack.rcpt_tos  # the account manager stays in copy
     # Monday 14:00 UTC received, level 2 target 1 business hour.
     assert "Lee Lead <lee.lead@example.com>" in ack.text
-    assert "within 1 hour, by 15:00 UTC on Mon 23 Nov 2026" in ack.text
+    assert "within 1 business hour, by 15:00 UTC on Mon 23 Nov 2026" in ack.text
     assert "status update from us by 22:00 UTC" not in ack.text  # outside business hours
     assert "status update from us by 14:00 UTC on Tue 24 Nov 2026" in ack.text
 
