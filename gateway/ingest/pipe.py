@@ -16,12 +16,16 @@ takes the full path, which migrates.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +40,9 @@ from store.sqlite_writers import connection_class_for
 CONFIG_ENV_VAR = "ESCALATION_GATEWAY_CONFIG"
 DEFAULT_CONFIG_FILENAME = "escalation-gateway.toml"
 DEFAULT_STORE_URL = "sqlite:///escalation-gateway.db"
+
+# How long a pipe waits for the store's write lock before exiting 75 (retry later).
+LOCK_TIMEOUT = 30.0
 
 MIGRATIONS = Path(store.__file__).resolve().parent / "migrations" / "versions"
 _REVISION = re.compile(r"^revision(?:\s*:\s*\w+)?\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
@@ -160,26 +167,64 @@ def _store_sqlite(database: str, row: dict[str, Any], heads: frozenset[str]) -> 
     values["received_at"] = row["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
     values["rcpt_tos"] = json.dumps(row["rcpt_tos"])
     try:
-        connection = sqlite3.connect(database, timeout=30, factory=connection_class_for(database))
+        connection = sqlite3.connect(database, timeout=LOCK_TIMEOUT)
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"sqlite {database}: {exc}") from None
     try:
         # The pragmas every store connection sets (store/db.py).
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            connection.execute(f"PRAGMA {pragma}")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
         if _recorded_heads_sqlite(connection) != heads:
             return None
         marks = ", ".join("?" for _ in _COLUMNS)
-        cursor = connection.execute(
-            f"INSERT INTO inbound_items ({', '.join(_COLUMNS)}) VALUES ({marks})",
-            [values[column] for column in _COLUMNS],
-        )
-        connection.commit()
+        with _writer_turn(database):
+            cursor = connection.execute(
+                f"INSERT INTO inbound_items ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                [values[column] for column in _COLUMNS],
+            )
+            connection.commit()
         return int(cursor.lastrowid or 0)
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"sqlite {database}: {exc}") from None
     finally:
         connection.close()
+
+
+@contextmanager
+def _writer_turn(database: str) -> Iterator[None]:
+    """The writers' kernel lock (store/sqlite_writers.py), waited for at most LOCK_TIMEOUT.
+
+    The other writers wait for it without limit; a pipe gives up instead, so the mail
+    server retries rather than keeping a delivery process blocked.
+    """
+    descriptor = os.open(connection_class_for(database).lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise TimeoutError
+
+    armed = False
+    try:
+        previous = signal.signal(signal.SIGALRM, expire)
+    except ValueError:  # not the main thread: no alarm, wait as every other writer does
+        pass
+    else:
+        armed = True
+        signal.setitimer(signal.ITIMER_REAL, LOCK_TIMEOUT)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except TimeoutError:
+        os.close(descriptor)
+        raise StoreUnavailable(
+            f"sqlite {database}: locked by another writer for {LOCK_TIMEOUT:g}s"
+        ) from None
+    finally:
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous or signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        os.close(descriptor)  # closing the descriptor lets the lock go
 
 
 def _recorded_heads_sqlite(connection: sqlite3.Connection) -> frozenset[str]:
@@ -215,4 +260,5 @@ def _store_postgres(url: str, row: dict[str, Any], heads: frozenset[str]) -> int
             assert inserted is not None
             return int(inserted[0])
     except psycopg.Error as exc:
-        raise StoreUnavailable(f"postgresql: {exc}".strip()) from None
+        # One line: libpq's messages carry a hint on a second, indented line.
+        raise StoreUnavailable("postgresql: " + " ".join(str(exc).split())) from None

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -56,9 +57,20 @@ def wake_daemon(path: str) -> bool:
             sender.sendto(WAKE_MESSAGE, path)
         except BlockingIOError:
             return True  # its queue is full of wake-ups: it is alive and has work
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        except OSError:
+            # No such file, connection refused (nobody bound), not a socket, a path
+            # too long for a socket: no daemon can be reached there.
             return False
     return True
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket left by a daemon that was killed; never anything else."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class WakeListener:
@@ -79,11 +91,20 @@ class WakeListener:
             # the others find the mail at their poll, which is just as correct.
             log.warning("wake socket %s is held by another running daemon", self.path)
             return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # left behind by a daemon that was killed
+        _remove_stale_socket(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        listener.bind(self.path)
-        os.chmod(self.path, self.mode)
+        try:
+            listener.bind(self.path)
+            os.chmod(self.path, self.mode)
+        except OSError as exc:
+            listener.close()
+            # Not fatal: a pipe ingest then processes its mail itself, as without a daemon.
+            log.warning(
+                "wake socket %s not available (%s); pipe ingest will not hand over mail",
+                self.path,
+                exc,
+            )
+            return False
         self._socket = listener
         self._thread = threading.Thread(target=self._serve, name="wake-socket", daemon=True)
         self._thread.start()
@@ -117,5 +138,4 @@ class WakeListener:
             self._thread.join(5.0)
         self._socket.close()
         self._socket = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        _remove_stale_socket(self.path)

@@ -2,9 +2,9 @@
 
 What belongs to the customer:
 - cases whose customer address matches (their cases);
-- inbound mail whose envelope sender or From, Sender, Reply-To, To or Cc header has a
-  matching address, and all mail on their cases;
-- outgoing mail to a matching address, and all mail on their cases;
+- inbound mail they sent (envelope sender, From, Sender or Reply-To), and all mail on
+  their cases;
+- outgoing mail to them alone, and all mail on their cases;
 - the auto-reply log of matching addresses;
 - a matching address copied on somebody else's case (removed from its copy list), and
   events on other cases whose actor is a matching address (the actor is replaced).
@@ -14,11 +14,16 @@ What belongs to the customer:
 but blanks who and what: customer address and name, subject, summary, template
 fields, raw mail in and out, stored decisions; each kept case gets an `anonymised`
 event. Either way one row in `data_protection_log` records the run, with counts.
+
+Mail that somebody else sent or received and that only copies the customer stays:
+it is that other person's mail, and its raw bytes still name the customer in a
+header until retention removes them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesHeaderParser
@@ -40,7 +45,7 @@ from store.models import (
 )
 
 ANONYMISED = "[anonymised]"
-_ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc")
+_ADDRESS_HEADERS = ("from", "sender", "reply-to")
 _SCAN_CHUNK = 200
 
 
@@ -66,6 +71,22 @@ class Selector:
         if self.address:
             return email == self.address.lower()
         return email.rpartition("@")[2] == self.domain.lower()
+
+    def pattern(self) -> re.Pattern[str]:
+        """The customer's addresses inside free text."""
+        if self.address:
+            return re.compile(re.escape(self.address), re.IGNORECASE)
+        return re.compile(r"[\w.+-]+@" + re.escape(self.domain) + r"\b", re.IGNORECASE)
+
+    def scrub(self, value: Any) -> Any:
+        """`value` (text, or JSON made of lists and dicts) with their addresses replaced."""
+        if isinstance(value, str):
+            return self.pattern().sub(ANONYMISED, value)
+        if isinstance(value, list):
+            return [self.scrub(entry) for entry in value]
+        if isinstance(value, dict):
+            return {key: self.scrub(entry) for key, entry in value.items()}
+        return value
 
     def label(self) -> str:
         """For the log: a domain as it is, an address only as its sha256."""
@@ -136,7 +157,8 @@ def plan_purge(session: Session, selector: Selector) -> PurgePlan:
     for outbox_id, case_id, recipients in session.execute(
         select(OutboxMail.id, OutboxMail.case_id, OutboxMail.recipients)
     ):
-        if case_id in theirs or any(selector.matches(r) for r in recipients or []):
+        to_them_alone = bool(recipients) and all(selector.matches(r) for r in recipients)
+        if case_id in theirs or to_them_alone:
             plan.outbox_ids.append(outbox_id)
     plan.auto_reply_ids = [
         row_id
@@ -189,7 +211,14 @@ def erase(
     return counts
 
 
-def _anonymise_cases(session: Session, plan: PurgePlan, actor: str, now: datetime) -> None:
+def _anonymise_cases(
+    session: Session, plan: PurgePlan, selector: Selector, actor: str, now: datetime
+) -> None:
+    events = select(CaseEvent).where(CaseEvent.case_id.in_(plan.case_ids))
+    for event in session.scalars(events):
+        # Events keep their kind, time and data for reports; the customer's address goes.
+        event.detail = selector.scrub(event.detail)
+        event.data = selector.scrub(event.data)
     for case in session.scalars(select(Case).where(Case.id.in_(plan.case_ids))):
         case.customer_email = f"anonymised-{case.id}@invalid"
         case.customer_name = ""
@@ -215,7 +244,7 @@ def anonymise(
 ) -> dict[str, int]:
     """Keep the customer's cases for reports, without who they were or what they wrote."""
     renamed = _uncopy_and_unname(session, plan, selector)
-    _anonymise_cases(session, plan, actor, now)
+    _anonymise_cases(session, plan, selector, actor, now)
     session.execute(
         update(InboundItem)
         .where(InboundItem.id.in_(plan.item_ids))
