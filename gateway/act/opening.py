@@ -1,5 +1,10 @@
 """Opening a case from a Decision: the row, its clocks and owner, its key, its first mail.
 
+When one of our agents sends the escalation template, the case is the customer's the
+template names (gateway/cases/agents.py): the agent gets an agent's acknowledgement
+and copies of the customer's mail, the customer (if the template gives an address)
+the acknowledgement.
+
 Runs inside the worker's transaction, so the new case, its audit event and the mail
 it causes commit together or not at all.
 """
@@ -7,6 +12,7 @@ it causes commit together or not at all.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
@@ -22,6 +28,7 @@ from gateway.act.case_records import (
     summarise,
 )
 from gateway.cases.accounts import AccountDirectory
+from gateway.cases.agents import NamedCustomer, OurPeople, agent_entry, customer_from_field
 from gateway.cases.mail import TimelineMail
 from gateway.cases.sla import set_level_deadlines
 from gateway.classify.classifier import Decision
@@ -43,6 +50,7 @@ class CaseOpening:
         self.config = config
         self.mail = case_mail
         self.directory = directory
+        self.people = OurPeople.build(config)
 
     def open(
         self,
@@ -54,7 +62,8 @@ class CaseOpening:
     ) -> Case:
         assert decision.level is not None
         sender = reply_address(mail)
-        case = self._new_case(decision, mail, sender, now)
+        agent = self._escalating_agent(decision, mail, sender)
+        case = self._new_case(decision, mail, sender, agent, now)
         # One place computes every clock, so the timer tick sees this case too.
         set_level_deadlines(self.config, case, item.received_at)
         owner_reason = assign_owner(session, self.config, self.directory, case)
@@ -77,27 +86,67 @@ class CaseOpening:
             item=item,
         )
         notify_owner(self.mail, session, case, decision, mail, now)
-        self._acknowledge(session, case, decision, mail, sender, now)
+        if agent is not None:
+            self._acknowledge_agent(session, case, decision, mail, agent, now)
+        else:
+            self._acknowledge(session, case, decision, mail, sender, now)
         return case
 
+    def _escalating_agent(
+        self, decision: Decision, mail: ParsedMail, sender: Address | None
+    ) -> Recipient | None:
+        """Where to answer, when one of ours sent the escalation template."""
+        author = mail.from_
+        if decision.template is None or sender is None or author is None:
+            return None
+        if not self.people.is_ours(author.email):
+            return None
+        return Recipient(sender.email, sender.name)
+
+    def _named_customer(self, decision: Decision) -> NamedCustomer:
+        assert decision.template is not None
+        named = customer_from_field(decision.template.fields.get("customer", ""))
+        if named.email and self.people.is_ours(named.email):
+            # Our own address is no customer's: keep what was written as a name.
+            return NamedCustomer(named.name or named.email, "")
+        return named
+
+    def _account_of(self, named: NamedCustomer) -> str | None:
+        for account in self.config.accounts:
+            if named.name and account.name.lower() == named.name.lower():
+                return account.name
+        by_domain = self.directory.for_address(named.email) if named.email else None
+        return by_domain.name if by_domain is not None else None
+
     def _new_case(
-        self, decision: Decision, mail: ParsedMail, sender: Address | None, now: datetime
+        self,
+        decision: Decision,
+        mail: ParsedMail,
+        sender: Address | None,
+        agent: Recipient | None,
+        now: datetime,
     ) -> Case:
         template = decision.template
-        copied_managers = [
+        copied: list[dict[str, Any]] = [
             {"email": r.data["account_manager"], "name": ""}
             for r in decision.fired
             if "account_manager" in r.data
         ]
+        customer = NamedCustomer(sender.name, sender.email) if sender else NamedCustomer("", "")
+        account = decision.account
+        if agent is not None:
+            customer = self._named_customer(decision)
+            account = self._account_of(customer) or account
+            copied.append(agent_entry(agent))
         return Case(
             state="open",
             level=decision.level,
             owner_name="",
             owner_email="",
-            account=decision.account,
-            customer_name=sender.name if sender else "",
-            customer_email=sender.email if sender else "",
-            customer_cc=copied_managers,
+            account=account,
+            customer_name=customer.name,
+            customer_email=customer.email,
+            customer_cc=copied,
             subject=mail.subject or "(no subject)",
             summary=summarise(decision),
             ticket=template.ticket if template else None,
@@ -134,13 +183,50 @@ class CaseOpening:
         self.mail.to_customer(
             session, case, "acknowledgement", now, answering=answering(mail), answers_inbound=True
         )
+        author = Recipient(sender.email, sender.name)
+        self._ask_for_missing(session, case, decision, mail, author, now)
+
+    def _acknowledge_agent(
+        self,
+        session: Session,
+        case: Case,
+        decision: Decision,
+        mail: ParsedMail,
+        agent: Recipient,
+        now: datetime,
+    ) -> None:
+        """The agent hears as the escalating agent; the customer, if we have an address,
+        gets the customer's acknowledgement (the agent has their own)."""
+        if decision.auto_reply_blocked:
+            why = decision.auto_reply_blocked
+            record_event(session, case, now, "reply_suppressed", f"no acknowledgement: {why}")
+            return
+        self.mail.to_sender(
+            session, case, "agent_acknowledgement", agent, now, answering=answering(mail)
+        )
+        if case.customer_email:
+            self.mail.to_customer(
+                session, case, "acknowledgement", now, answers_inbound=True, agents=False
+            )
+        self._ask_for_missing(session, case, decision, mail, agent, now)
+
+    def _ask_for_missing(
+        self,
+        session: Session,
+        case: Case,
+        decision: Decision,
+        mail: ParsedMail,
+        sender: Recipient,
+        now: datetime,
+    ) -> None:
+        """The template's author hears which required fields it lacks."""
         missing = next((r.data["missing"] for r in decision.fired if r.data.get("missing")), None)
         if missing:
             self.mail.to_sender(
                 session,
                 case,
                 "template_incomplete",
-                Recipient(sender.email, sender.name),
+                sender,
                 now,
                 answering=answering(mail),
                 missing=[FIELD_LABELS.get(f, f) for f in missing],

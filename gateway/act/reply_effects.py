@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.cases.accounts import AccountDirectory
+from gateway.cases.agents import customer_side
 from gateway.cases.lifecycle import Lifecycle, LifecycleError
 from gateway.cases.sla import ACTIVE_STATES
 from gateway.classify.classifier import Decision
@@ -68,7 +69,8 @@ class ReplyReactions:
                 session, case, actor=sender, reason="owner replied by mail", now=now
             )
         addressed = {a.email.lower() for a in (*mail.to, *mail.cc)}
-        if case.customer_email.lower() in addressed:
+        # Writing to the customer's agent informs the customer: they are its contact.
+        if customer_side(case) & addressed:
             self.lifecycle.record_human_update(session, case, actor=sender, now=now)
 
     def _from_customer(

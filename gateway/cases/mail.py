@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.cases.agents import AGENT_ROLE, agents_of
 from gateway.cases.wording import LevelWording
 from gateway.config import GatewayConfig, Person
 from gateway.outbound import batch_memo as batch_memo
@@ -45,6 +46,13 @@ STATE_TEXT = {
 }
 
 
+def _person_line(name: str, email: str) -> str:
+    """ "Bob Buyer <bob@acme.example>", or whichever of the two there is."""
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email
+
+
 def recipients(people: Iterable[Person | Recipient]) -> list[Recipient]:
     """Deduplicated by address, first name wins, order kept."""
     seen: dict[str, Recipient] = {}
@@ -71,6 +79,10 @@ class TimelineMail:
             "now": self.when(now),
             "level_name": level.name,
             "greeting_name": case.customer_name or case.customer_email,
+            # For our own people: who the customer is, and the agent who escalated for them.
+            "customer_line": _person_line(case.customer_name, case.customer_email) or "unknown",
+            "agent_line": ", ".join(_person_line(a.name, a.email) for a in agents_of(case)),
+            "to_agent": False,
             "state_text": STATE_TEXT.get(case.state, case.state),
             # Targets read as they count: "1 business hour" on a business calendar.
             "first_response_text": self.wording.duration(level, level.first_response),
@@ -99,11 +111,29 @@ class TimelineMail:
         return Threading(references[-1] if references else None, references)
 
     @staticmethod
-    def customer_recipients(case: Case) -> tuple[list[Recipient], list[Recipient]]:
-        """The customer, and everyone on their side who is copied (never twice)."""
-        to = [Recipient(case.customer_email, case.customer_name)]
-        cc = [Recipient(str(c["email"]), str(c.get("name", ""))) for c in case.customer_cc]
-        return to, [r for r in cc if r.email.lower() != case.customer_email.lower()]
+    def customer_recipients(
+        case: Case, *, agents: bool = True
+    ) -> tuple[list[Recipient], list[Recipient]]:
+        """The customer, and everyone on their side who is copied (never twice).
+
+        When an agent named the customer without an address, the agent, their point
+        of contact, is addressed instead. `agents=False` leaves the agent out (they
+        get their own acknowledgement).
+        """
+        copied = [
+            Recipient(str(c["email"]), str(c.get("name", "")))
+            for c in case.customer_cc
+            if agents or c.get("role") != AGENT_ROLE
+        ]
+        if case.customer_email:
+            addressed = [Recipient(case.customer_email, case.customer_name)]
+        else:
+            agent_emails = {a.email for a in agents_of(case)}
+            addressed = [r for r in copied if r.email in agent_emails][:1]
+        if not addressed:
+            return [], []
+        everyone = recipients([*addressed, *copied])
+        return everyone[:1], everyone[1:]
 
     def to_customer(
         self,
@@ -114,6 +144,7 @@ class TimelineMail:
         *,
         answering: Threading | None = None,
         answers_inbound: bool = False,
+        agents: bool = True,
         **extra: Any,
     ) -> QueuedMail | None:
         """Mail to the customer side; `answering` threads it under a mail of theirs.
@@ -122,9 +153,13 @@ class TimelineMail:
         acknowledgement, an upgrade notice) counts against the per-address cap; the
         case's own mail (status, escalation, resolution, reopening, closing) is what
         the gateway promised, and the state machine already keeps it from looping.
-        None when the cap held the mail back.
+        None when the cap held the mail back, or when the case has nobody to write to.
         """
-        to, cc = self.customer_recipients(case)
+        to, cc = self.customer_recipients(case, agents=agents)
+        if not to:
+            return None
+        extra.setdefault("greeting_name", to[0].name or to[0].email)
+        extra.setdefault("to_agent", to[0].email.lower() != case.customer_email.lower())
         mail = self.outbox.enqueue(
             session,
             case=case,
@@ -159,6 +194,7 @@ class TimelineMail:
 
         It answers an inbound mail, so it counts against the per-address cap.
         """
+        extra.setdefault("greeting_name", sender.name or sender.email)
         return self.outbox.enqueue(
             session,
             case=case,
