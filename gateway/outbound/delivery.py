@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.clock import Clock
 from gateway.config import OutboundConfig
 from gateway.outbound.failures import Failure, classify, partial_refusal, retry_delay
 from gateway.outbound.lease import LeaseHolder, current_holder, is_gone
+from store.appends import table_of
 from store.db import Store
 from store.models import OutboxMail
 
@@ -40,6 +41,21 @@ IDLE_CLOSE = 30.0
 LEASE_BUDGET = CLAIM_LEASE.total_seconds() / 2
 # How often a running sender looks for leases held by dead processes on its host.
 RECLAIM_EVERY = 10.0
+
+_OUTBOX = table_of(OutboxMail).c
+# One Core statement built once, run once per mail sent: through the ORM's bulk
+# UPDATE path the same mark cost about 0.5 ms more per mail (PostgreSQL, measured).
+_MARK_SENT = (
+    update(table_of(OutboxMail))
+    .where(_OUTBOX.id == bindparam("mail_id"))
+    .values(
+        state="sent",
+        sent_at=bindparam("at"),
+        last_error=bindparam("note"),
+        attempts=_OUTBOX.attempts + 1,
+        lease_holder=None,
+    )
+)
 
 # What the smarthost refused of a mail it accepted for other recipients.
 Refused = dict[str, tuple[int, bytes]]
@@ -227,11 +243,14 @@ class OutboxSender:
         delivered = handled = 0
         started = time.monotonic()
         try:
-            for mail in due:
-                if time.monotonic() - started > LEASE_BUDGET:
-                    break
-                delivered += self._deliver_one(mail)
-                handled += 1
+            # One connection for the batch's marks: checking one out of the pool per
+            # mail (ping, reset) cost more round trips than the mark itself.
+            with self.store.engine.connect() as marks:
+                for mail in due:
+                    if time.monotonic() - started > LEASE_BUDGET:
+                        break
+                    delivered += self._deliver_one(mail, marks)
+                    handled += 1
         finally:
             self._last_used = time.monotonic()
             if not keep_open:
@@ -240,7 +259,7 @@ class OutboxSender:
                 self._release([mail.id for mail in due[handled:]])
         return delivered
 
-    def _deliver_one(self, mail: ClaimedMail) -> bool:
+    def _deliver_one(self, mail: ClaimedMail, marks: Connection) -> bool:
         try:
             refused = self._send(mail)
         except (smtplib.SMTPException, OSError) as exc:
@@ -250,25 +269,14 @@ class OutboxSender:
             return False
         # Committed before the next mail is sent: a crash from here on can resend this
         # one mail (its 250 came, its mark did not), never the rest of the batch.
-        self._record_sent(mail.id, partial_refusal(refused) if refused else None)
+        self._record_sent(marks, mail.id, partial_refusal(refused) if refused else None)
         return True
 
-    def _record_sent(self, mail_id: int, note: str | None) -> None:
+    def _record_sent(self, marks: Connection, mail_id: int, note: str | None) -> None:
         if note:
             log.warning("outbox %s: %s", mail_id, note)
-        with self.store.transaction() as session:
-            session.execute(
-                update(OutboxMail)
-                .where(OutboxMail.id == mail_id)
-                .values(
-                    state="sent",
-                    sent_at=self.clock.now(),
-                    last_error=note,
-                    attempts=OutboxMail.attempts + 1,
-                    lease_holder=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        with marks.begin():
+            marks.execute(_MARK_SENT, {"mail_id": mail_id, "at": self.clock.now(), "note": note})
 
     def _record_failure(self, mail_id: int, failure: Failure) -> None:
         now = self.clock.now()

@@ -8,15 +8,18 @@ import sys
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from gateway.clock import FakeClock
+from gateway.outbound import delivery
 from gateway.outbound.delivery import CLAIM_LEASE, OutboxSender
 from gateway.outbound.lease import LeaseHolder, current_holder, is_gone
 from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail
 from tests.conftest import make_config
+from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
 
 PRINT_HOLDER = (
@@ -95,3 +98,35 @@ def test_a_restarted_sender_takes_back_only_the_leases_of_dead_holders(
         assert sender.reclaim_orphans() == 0
     finally:
         process.communicate("")
+
+
+def test_a_batch_past_half_its_lease_hands_the_rest_back_at_once(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Smarthost(delay=0.05) as smarthost:
+        for _ in range(3):
+            with store.transaction() as session:
+                add_outbox_mail(
+                    session,
+                    case_id=None,
+                    kind="acknowledgement",
+                    created_at=clock.now(),
+                    envelope_from="support@example.com",
+                    recipients=["a@kunde.example"],
+                    subject="s",
+                    message_id=f"{secrets.token_hex(8)}@kunde.example",
+                    raw=build_mail(),
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=clock.now(),
+                )
+        # As if each mail took half the lease: one is sent, the other two are released.
+        monkeypatch.setattr(delivery, "LEASE_BUDGET", 0.01)
+        sender = OutboxSender(
+            make_config(store, outbound={"port": smarthost.port}).outbound, store, clock
+        )
+        assert sender.deliver_due() == 1
+    with store.session() as session:
+        rows = list(session.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+    assert [m.state for m in rows] == ["sent", "pending", "pending"]
+    assert all(m.next_attempt_at == clock.now() and m.lease_holder is None for m in rows[1:])
