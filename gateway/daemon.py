@@ -234,17 +234,23 @@ class Daemon:
             self._active_sender = sender
         return sender.deliver_due(keep_open=True) > 0
 
+    def _loops(
+        self, work: tuple[Callable[[], bool], Wakeup]
+    ) -> list[tuple[str, Callable[[], bool], Wakeup]]:
+        loops = [("worker", *work), ("outbox", self._send_step, self._mail_ready)]
+        if self.config.retention.closed_case_raw_mail_days > 0:
+            # Switched on at start, like the listeners; the number of days reloads.
+            step = lambda: self.retention.step(self.config.retention)  # noqa: E731
+            loops.append(("retention", step, self._retention_wake))
+        return loops
+
     def start(self) -> None:
         work: tuple[Callable[[], bool], Wakeup] = (self._work_step, self._work_ready)
         if self.worker_processes is not None:
             self.worker_processes.start()
             # The supervisor wakes once a second, or at once on stop or reload.
             work = (self._supervise_step, self._supervisor_wake)
-        for name, step, wake in (
-            ("worker", *work),
-            ("outbox", self._send_step, self._mail_ready),
-            ("retention", lambda: self.retention.step(self.config.retention), self._retention_wake),
-        ):
+        for name, step, wake in self._loops(work):
             thread = threading.Thread(
                 target=self._loop, args=(name, step, wake), name=name, daemon=True
             )

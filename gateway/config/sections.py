@@ -52,11 +52,52 @@ class SmtpListenerConfig(ConfigModel):
     accept_recipients: tuple[str, ...] = ("support@example.com",)
     accept_domains: tuple[str, ...] = ()
     max_message_size: int = Field(default=25 * 1024 * 1024, gt=0)
+    # STARTTLS, offered when a certificate (PEM, with its chain) is configured.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    require_starttls: bool = False
 
     @field_validator("accept_recipients", "accept_domains")
     @classmethod
     def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v.strip().lower() for v in values)
+
+    @model_validator(mode="after")
+    def _tls_needs_certificate(self) -> SmtpListenerConfig:
+        if self.require_starttls and not self.tls_cert_file:
+            raise ValueError("require_starttls needs tls_cert_file (and tls_key_file)")
+        if self.tls_key_file and not self.tls_cert_file:
+            raise ValueError("tls_key_file is set but tls_cert_file is not")
+        return self
+
+
+class LmtpListenerConfig(ConfigModel):
+    """An LMTP listener in `run`, for a mail server's LMTP delivery (off by default).
+
+    Recipients and the size limit are [smtp]'s accept_recipients, accept_domains and
+    max_message_size.
+    """
+
+    enabled: bool = False
+    # A unix socket path (Postfix `lmtp:unix:PATH`); empty listens on host:port instead.
+    socket: str = ""
+    socket_mode: int = Field(default=0o660, ge=0, le=0o777)
+    host: str = "127.0.0.1"
+    port: int = Field(default=2424, ge=0, le=65535)
+
+
+class IngestConfig(ConfigModel):
+    """How `escalation-gateway ingest` (a pipe transport) reaches the running daemon."""
+
+    # The daemon's wake-up socket; empty: the SQLite file's path plus "-wake".
+    wake_socket: str = ""
+
+
+class RetentionConfig(ConfigModel):
+    """Raw mail of closed cases is removed this many days after closing (0: kept)."""
+
+    closed_case_raw_mail_days: int = Field(default=0, ge=0)
+    check_interval: Duration = timedelta(hours=1)
 
 
 class OutboundConfig(ConfigModel):
