@@ -21,9 +21,10 @@ from typing import Protocol
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from gateway.backoff import retry_delay
 from gateway.clock import Clock
 from gateway.config import OutboundConfig
-from gateway.outbound.failures import Failure, classify, partial_refusal, retry_delay
+from gateway.outbound.failures import Failure, classify, partial_refusal
 from gateway.outbound.lease import LeaseHolder, current_holder, is_gone
 from store.appends import table_of
 from store.db import Store

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import dataclass
-from datetime import timedelta
 
 # Longest reason kept with a mail: a smarthost's reply can be long and multi-line.
 _REASON_CHARS = 1000
-# 2**64 times any sensible retry_initial is far beyond any retry_max; past it the
-# exponent no longer changes the result, so it stops there instead of overflowing.
-_MAX_DOUBLINGS = 64
 
 
 @dataclass(frozen=True)
@@ -64,11 +60,3 @@ def partial_refusal(refused: dict[str, tuple[int, bytes]]) -> str:
     """The note kept on a mail that went out to some of its recipients only."""
     detail = "; ".join(f"{rcpt}: {_reply(code, msg)}" for rcpt, (code, msg) in refused.items())
     return f"sent, but refused for: {detail}"[:_REASON_CHARS]
-
-
-def retry_delay(attempts: int, initial: timedelta, longest: timedelta) -> timedelta:
-    """retry_initial doubled per failed attempt after the first, never above retry_max."""
-    doublings = min(max(0, attempts - 1), _MAX_DOUBLINGS)
-    # Floats: a timedelta multiplied by 2**47 already overflows; seconds as a float do not.
-    seconds = min(initial.total_seconds() * 2.0**doublings, longest.total_seconds())
-    return timedelta(seconds=seconds)

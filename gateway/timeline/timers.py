@@ -17,11 +17,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import schedule
 from sqlalchemy import select, update
 
+from gateway.backoff import retry_delay
 from gateway.cases.accounts import AccountDirectory
 from gateway.cases.lifecycle import Lifecycle
 from gateway.cases.mail import CUSTOMER_KINDS
@@ -133,8 +134,7 @@ class TimerTicker:
             if case is None:
                 return
             case.timer_failures = (case.timer_failures or 0) + 1
-            delay = timers.retry_initial * 2 ** (case.timer_failures - 1)
-            backoff: timedelta = min(delay, timers.retry_max)
+            backoff = retry_delay(case.timer_failures, timers.retry_initial, timers.retry_max)
             case.timer_error = error[:2000]
             case.next_timer_at = now + backoff
 

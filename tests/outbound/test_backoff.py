@@ -12,12 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from gateway.backoff import retry_delay
 from gateway.cli.main import main
 from gateway.clock import FakeClock
 from gateway.config import parse_config
 from gateway.ops.monitoring import MonitoringServer
 from gateway.outbound.delivery import OutboxSender
-from gateway.outbound.failures import retry_delay
 from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail

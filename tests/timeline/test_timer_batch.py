@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from gateway.clock import FakeClock
 from gateway.config import AutoReplyConfig
 from store.db import Store
-from store.models import AutoReplyLog, CaseEvent
+from store.models import AutoReplyLog, Case, CaseEvent
 from tests.support.smtp_sink import SmtpSink
 from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
 
@@ -67,3 +67,20 @@ def test_status_mail_threads_under_the_previous_one_within_a_batch(
     ids = [str(m.message["Message-ID"]) for m in to_alice]
     # Each customer mail answers the one before it.
     assert replies[1:] == ids[:-1]
+
+
+def test_a_case_whose_timers_keep_failing_backs_off_without_overflow(
+    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+) -> None:
+    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+    clock.set(at(12))
+    key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="f@acme"))
+    assert key is not None
+    with store.transaction() as session:
+        case_id = sim.case(key).id
+        session.get_one(Case, case_id).timer_failures = 200  # far past 2**47 seconds
+    sim.ticker._record_failure(case_id, at(12), "RuntimeError: still broken")
+    with store.session() as session:
+        case = session.get_one(Case, case_id)
+        assert case.timer_failures == 201
+        assert case.next_timer_at == at(12) + sim.config.timers.retry_max
