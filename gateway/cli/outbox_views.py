@@ -32,6 +32,7 @@ def list_outbox(session: Session, state: str | None = None) -> list[dict[str, An
             "sent_at": mail.sent_at.isoformat() if mail.sent_at else None,
             "attempts": mail.attempts,
             "last_error": mail.last_error,
+            "dead_cause": mail.dead_cause,
         }
         for mail, key in session.execute(query)
     ]
@@ -46,4 +47,10 @@ def format_outbox(rows: list[dict[str, Any]]) -> str:
             f"{row['id']:>6}  {row['state']:<8} {row['kind']:<20} {row['case'] or '-':<12} "
             f"{row['created_at']:<25} {', '.join(row['to'])} / {row['subject']}"
         )
+        if row["last_error"] and row["state"] != "sent":
+            # Why a mail is dead or still waiting is what an admin runs this to find out.
+            cause = f" ({row['dead_cause']})" if row["dead_cause"] else ""
+            lines.append(
+                f"{'':>8}last error{cause} after {row['attempts']} attempt(s): {row['last_error']}"
+            )
     return "\n".join(lines)

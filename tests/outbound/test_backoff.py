@@ -114,6 +114,10 @@ def test_a_mail_failing_60_times_beside_100_that_succeed(
     assert main(["--config", str(config_file), "outbox", "list", "--state", "dead", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["attempts"] == 60 and "451" in listed["last_error"]
+    assert listed["dead_cause"] == "attempts"
+    assert main(["--config", str(config_file), "outbox", "list", "--state", "dead"]) == 0
+    table = capsys.readouterr().out
+    assert "last error (attempts) after 60 attempt(s): " in table and "greylisted" in table
 
     monitoring = MonitoringServer(config.monitoring, store, clock, probes={})
     found = {
