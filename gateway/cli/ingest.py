@@ -92,8 +92,14 @@ def process_here(handover: ProcessHere) -> int:
             items.append((path, item_id))
         must_store = False
         _process(config, store, items, deliver=not args.no_deliver)
-    except (ConfigError, UserError, OperationalError) as exc:
+    except Exception as exc:
+        # Whatever failed, the mail server must only hear "retry" or "done": any other
+        # exit code bounces the mail.
+        expected = (ConfigError, UserError, OperationalError)
         text = f"config error: {exc}" if isinstance(exc, ConfigError) else f"error: {exc}"
+        if not isinstance(exc, expected):
+            log.debug("ingest failed", exc_info=True)
+            text = f"error: {type(exc).__name__}: {exc}"
         if must_store:
             print(f"{text}; the mail server will retry", file=sys.stderr)
             return EX_TEMPFAIL
@@ -132,11 +138,14 @@ def register(add: AddCommand) -> None:
     p = add(
         "ingest",
         cmd_ingest,
-        "store mail from files or stdin (a mail server's pipe transport) and hand it to"
-        " the running daemon, or process it here when none runs",
+        "store mail from stdin or files (a pipe transport) for the running daemon",
         "escalation-gateway ingest --from alice@acme.example --to support@example.com",
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Store mail from stdin or files and hand it to the running daemon's worker;\n"
+        "when no daemon runs, process it here and deliver the replies."
+    )
     p.epilog = f"{EXIT_CODES_HELP}\n{p.epilog}"
     add_pipe_arguments(p)
     p.add_argument(

@@ -4,6 +4,9 @@ No rule runs in a protocol hook. The commit happens in a thread so a slow disk n
 stalls the other SMTP sessions on the event loop, and mails that arrive while a
 commit is under way share the next one (group commit): each is still answered 250
 only once its own row is committed.
+
+With `[smtp] tls_cert_file` (and `tls_key_file`) the listener offers STARTTLS, so it
+can face a sending MX; `require_starttls` refuses mail before it (530).
 """
 
 from __future__ import annotations

@@ -240,3 +240,12 @@ class _Stdin:
         import io
 
         self.buffer = io.BytesIO(data)
+
+
+def test_a_store_from_a_newer_version_exits_75_not_a_bounce(workdir: Path) -> None:
+    ingest(workdir)  # creates the store
+    with sqlite3.connect(f"{workdir}/gw.db") as connection:
+        connection.execute("INSERT INTO alembic_version VALUES ('9999')")
+    result = ingest(workdir, stdin=build_mail(subject="URGENT: after a rollback"))
+    assert result.returncode == 75, result.stderr
+    assert result.stderr.count("\n") == 1 and "9999" in result.stderr

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from gateway.clock import FakeClock
 from gateway.config.sections import RetentionConfig
+from gateway.daemon import Daemon
 from gateway.ingest.inbound import store_inbound
 from gateway.ops.retention import RetentionJob, remove_raw_mail
 from gateway.work.worker import Worker
@@ -15,6 +16,8 @@ from store.db import Store
 from store.models import Case, CaseEvent, DataProtectionLog, InboundItem, OutboxMail
 from tests.conftest import make_config
 from tests.support.mails import build_mail
+from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
 
 
 def two_cases(store: Store, clock: FakeClock) -> tuple[int, int]:
@@ -87,3 +90,19 @@ def test_the_job_is_off_by_default_and_runs_once_per_interval(
     clock.advance(timedelta(hours=1))
     job.step(config)
     assert set(raw_sizes(store, new)) == {0}
+
+
+def test_run_removes_expired_raw_mail_when_retention_is_on(
+    store: Store, clock: FakeClock, smtp_sink: SmtpSink
+) -> None:
+    old, new = two_cases(store, clock)
+    assert "retention" not in Daemon(make_config(store, smtp_sink), store, clock).probes()
+    config = make_config(store, smtp_sink, retention={"closed_case_raw_mail_days": 30})
+    daemon = Daemon(config, store, clock)
+    daemon.start()
+    try:
+        wait_until(lambda: set(raw_sizes(store, old)) == {0}, what="retention to run")
+        assert daemon.probes()["retention"]()
+    finally:
+        daemon.stop()
+    assert all(raw_sizes(store, new))
