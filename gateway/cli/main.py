@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from gateway.cli.pipe import pipe_invocation, run_pipe
+from gateway.cli.pipe import EX_TEMPFAIL, pipe_invocation, run_pipe
 
 # Only the lean pipe path (cli/pipe.py) is imported up front: a mail server's pipe
 # transport starts `ingest` once per mail, and the command groups below pull in the
@@ -85,7 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     pipe = pipe_invocation(arguments)
     if pipe is not None:
-        outcome = run_pipe(*pipe)
+        try:
+            outcome = run_pipe(*pipe)
+        except Exception as exc:  # a mail server bounces on anything but 0 and 75
+            print(
+                f"error: {type(exc).__name__}: {exc}; the mail server will retry", file=sys.stderr
+            )
+            return EX_TEMPFAIL
         if isinstance(outcome, int):
             return outcome
         # No daemon took the mail: process it here, with the whole gateway.

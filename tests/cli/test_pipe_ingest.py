@@ -249,3 +249,16 @@ def test_a_store_from_a_newer_version_exits_75_not_a_bounce(workdir: Path) -> No
     result = ingest(workdir, stdin=build_mail(subject="URGENT: after a rollback"))
     assert result.returncode == 75, result.stderr
     assert result.stderr.count("\n") == 1 and "9999" in result.stderr
+
+
+def test_an_unexpected_failure_before_storing_is_a_retry_not_a_bounce(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_args: object) -> frozenset[str]:
+        raise RuntimeError("migrations folder unreadable")
+
+    monkeypatch.setattr("gateway.cli.pipe.schema_heads", broken)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr("sys.stdin", _Stdin(URGENT))
+    assert main(["ingest"]) == 75
+    assert capsys.readouterr().err.count("\n") == 1
