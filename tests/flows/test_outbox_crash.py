@@ -15,13 +15,8 @@ issue (1,000 mails) is bench/bench_outbox_crash.py.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -36,68 +31,12 @@ from store.db import Store
 from store.models import Case, OutboxMail
 from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
-from tests.support.smtp_sink import free_port
+from tests.support.run_daemon import RunDaemon
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 6
 RETRY_FOR = 120.0  # seconds a client keeps trying one mail, as an MTA's queue would
-
-
-class RunDaemon:
-    """`python -m gateway --config FILE run`, restartable, logging to a file."""
-
-    def __init__(self, folder: Path, store_url: str, smarthost_port: int) -> None:
-        self.port = free_port()
-        self.config = folder / "gateway.toml"
-        self.log = folder / "gateway.log"
-        self.config.write_text(
-            f'[store]\nurl = "{store_url}"\n'
-            f'[smtp]\nport = {self.port}\naccept_recipients = ["support@example.com"]\n'
-            f'[outbound]\nmode = "smtp"\nhost = "127.0.0.1"\nport = {smarthost_port}\n'
-            'retry_initial = "1s"\n'
-            "[monitoring]\nenabled = false\n",
-            encoding="utf-8",
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), "run"],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=log,
-                stderr=log,
-            )
-        self.starts += 1
-        wait_until(self._listening, what="the daemon to listen", timeout=30)
-
-    def _listening(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @dataclass
@@ -152,7 +91,9 @@ def crash_burst(
     store: Store, folder: Path, smarthost: Smarthost, *, mails: int, kills: int
 ) -> CrashFigures:
     """Send `mails` by SMTP while the daemon is SIGKILLed `kills` times; count."""
-    daemon = RunDaemon(folder, store.url, smarthost.port)
+    daemon = RunDaemon(
+        folder, "gateway", store.url, smarthost.port, outbound='retry_initial = "1s"\n'
+    )
     started = time.monotonic()
     daemon.start()
     clients = Clients(daemon.port)

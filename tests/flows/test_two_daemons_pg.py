@@ -13,11 +13,8 @@ The figures of a run are printed; `EG_TWO_DAEMON_MAILS=600` gives the bigger run
 from __future__ import annotations
 
 import os
-import signal
 import smtplib
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -33,7 +30,8 @@ from store.db import Store
 from store.models import Case, InboundItem, OutboxMail
 from tests.support.databases import postgres_database
 from tests.support.mails import build_mail
-from tests.support.smtp_sink import SmtpSink, free_port
+from tests.support.run_daemon import RunDaemon
+from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,65 +51,6 @@ class Mail:
     @property
     def loses_first_reply(self) -> bool:
         return self.number % LOSE_REPLY_EVERY == 0
-
-
-class RunDaemon:
-    """One `python -m gateway run` process with its own config file and log."""
-
-    def __init__(
-        self, folder: Path, name: str, store_url: str, sink_port: int, worker_processes: int
-    ) -> None:
-        self.port = free_port()
-        self.config = folder / f"{name}.toml"
-        self.log = folder / f"{name}.log"
-        self.config.write_text(
-            f'[store]\nurl = "{store_url}"\n'
-            f'[smtp]\nport = {self.port}\naccept_recipients = ["support@example.com"]\n'
-            f'[outbound]\nmode = "smtp"\nhost = "127.0.0.1"\nport = {sink_port}\n'
-            "[monitoring]\nenabled = false\n"
-            f"[worker]\nprocesses = {worker_processes}\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), "run"],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=log,
-                stderr=log,
-            )
-        wait_until(self._listening, what=f"{self.config.stem} to listen", timeout=30)
-
-    def _listening(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"{self.config.stem} exited: {self.tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-    def tail(self, chars: int | None = 3000) -> str:
-        text = self.log.read_text(errors="replace")
-        return text if chars is None else text[-chars:]
 
 
 class LostReply(Exception):
@@ -201,8 +140,10 @@ def test_two_daemons_one_killed_mid_burst_open_one_case_per_mail(
     store_url: str, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
     # Three workers in all: the first daemon's thread, the second's two processes.
-    first = RunDaemon(tmp_path, "first", store_url, smtp_sink.port, worker_processes=0)
-    second = RunDaemon(tmp_path, "second", store_url, smtp_sink.port, worker_processes=2)
+    first = RunDaemon(tmp_path, "first", store_url, smtp_sink.port)
+    second = RunDaemon(
+        tmp_path, "second", store_url, smtp_sink.port, more="[worker]\nprocesses = 2\n"
+    )
     store = Store(store_url)
     mails = _mails()
     sender = Sender([first.port, second.port])
