@@ -6,7 +6,8 @@ server's delivery agents would be) each hold one LMTP connection and deliver the
 share of N 3 kB mails, one recipient each. For the bare counter the clock stops when
 the last 250 arrives; for the gateway there are two figures: accepted (the last 250,
 each given only after the mail was committed) and processed (every mail parsed,
-classified, its case opened and its acknowledgement in the outbox).
+classified, its case opened and its acknowledgement in the outbox; outgoing mail goes
+to a maildir here, so no smarthost shares the two cores).
 
     python bench/bench_lmtp.py [--mails 2000] [--worker-processes 1] [--store-url URL]
 """
@@ -165,6 +166,13 @@ def main() -> None:
     )
     with store.session() as session:
         stored = session.scalar(select(func.count()).select_from(InboundItem))
+        decisions = dict(
+            session.execute(
+                select(InboundItem.decision, func.count()).group_by(InboundItem.decision)
+            )
+            .tuples()
+            .all()
+        )
     store.dispose()
     print(
         f"{options.mails} mails, {CLIENTS} LMTP clients on a unix socket,"
@@ -178,7 +186,7 @@ def main() -> None:
         f"  ({percentiles(gateway_times)}; 250 only after the commit)"
     )
     print(f"gateway, processed:         {processed}  (case opened, acknowledgement in the outbox)")
-    print(f"stored {stored} of {options.mails}")
+    print(f"stored {stored} of {options.mails}; decisions {decisions}")
 
 
 if __name__ == "__main__":
