@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import shutil
 import smtplib
 import statistics
 import sys
@@ -187,6 +188,7 @@ def main() -> None:
     )
     print(f"gateway, processed:         {processed}  (case opened, acknowledgement in the outbox)")
     print(f"stored {stored} of {options.mails}; decisions {decisions}")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
