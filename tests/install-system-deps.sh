@@ -16,6 +16,10 @@ fi
 if ! command -v faketime >/dev/null 2>&1; then
     missing+=(faketime)
 fi
+# openssl: the STARTTLS tests make a self-signed certificate with it.
+if ! command -v openssl >/dev/null 2>&1; then
+    missing+=(openssl)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
