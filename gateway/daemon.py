@@ -25,6 +25,7 @@ from gateway.ingest.wake import WakeListener, wake_socket_path
 from gateway.ops.monitoring import MonitoringServer, Probe
 from gateway.ops.reload import ConfigReloader, ConfigSnapshot
 from gateway.ops.retention import RetentionJob
+from gateway.ops.startup import Listening, bind_all
 from gateway.outbound.delivery import OutboxSender
 from gateway.timeline.timers import TimerThread, TimerTicker
 from gateway.work.processes import WakePipe, WorkerProcesses, WorkerSpec
@@ -196,7 +197,8 @@ class Daemon:
             probes[thread.name] = thread.is_alive
         probes["timers"] = self.timers.is_alive
         for watcher in self.imap_watchers:
-            probes[f"imap:{watcher.config.name}"] = watcher.is_alive
+            # Not just alive: logging in and syncing (failed logins, time since a sync).
+            probes[f"imap:{watcher.config.name}"] = watcher.probe
         processes = self.worker_processes
         if processes is not None:
             # Healthy while every child runs; one being restarted after a crash is not.
@@ -234,6 +236,28 @@ class Daemon:
             self._active_sender = sender
         return sender.deliver_due(keep_open=True) > 0
 
+    def _listening(self) -> list[Listening]:
+        """The parts that bind a socket, in the order start() binds them.
+
+        Monitoring first: it only reads, so binding it and closing it again (when a
+        mail port is taken) has no effect, whereas a mail listener may take mail.
+        """
+        parts: list[Listening] = []
+        if self.monitoring is not None:
+            where = f"{self.config.monitoring.host}:{self.config.monitoring.port}"
+            parts.append(
+                Listening("monitoring", where, self.monitoring.start, self.monitoring.stop)
+            )
+        if self.listener is not None:
+            smtp = self.config.smtp
+            address = f"{smtp.host}:{smtp.port}"
+            parts.append(Listening("SMTP", address, self.listener.start, self.listener.stop))
+        if self.lmtp is not None:
+            lmtp = self.config.lmtp
+            address = lmtp.socket or f"{lmtp.host}:{lmtp.port}"
+            parts.append(Listening("LMTP", address, self.lmtp.start, self.lmtp.stop))
+        return parts
+
     def _loops(
         self, work: tuple[Callable[[], bool], Wakeup]
     ) -> list[tuple[str, Callable[[], bool], Wakeup]]:
@@ -245,29 +269,33 @@ class Daemon:
         return loops
 
     def start(self) -> None:
+        """Bind every port first: one in use raises StartupError before anything runs."""
         work: tuple[Callable[[], bool], Wakeup] = (self._work_step, self._work_ready)
         if self.worker_processes is not None:
-            self.worker_processes.start()
             # The supervisor wakes once a second, or at once on stop or reload.
             work = (self._supervise_step, self._supervisor_wake)
-        for name, step, wake in self._loops(work):
-            thread = threading.Thread(
-                target=self._loop, args=(name, step, wake), name=name, daemon=True
-            )
+        # Made (not started) before the monitoring server, whose probes name them.
+        self._threads = [
+            threading.Thread(target=self._loop, args=(name, step, wake), name=name, daemon=True)
+            for name, step, wake in self._loops(work)
+        ]
+        self.monitoring = self._monitoring() if self.config.monitoring.enabled else None
+        try:
+            bind_all(self._listening())
+        except Exception:
+            # Nothing runs; a later stop() must not stop what bind_all already closed.
+            self._threads, self.monitoring = [], None
+            self.listener = self.lmtp = None
+            raise
+        if self.worker_processes is not None:
+            self.worker_processes.start()
+        for thread in self._threads:
             thread.start()
-            self._threads.append(thread)
-        if self.listener is not None:
-            self.listener.start()
-        if self.lmtp is not None:
-            self.lmtp.start()
         if self.wake is not None:
             self.wake.start()
         for watcher in self.imap_watchers:
             watcher.start()
         self.timers.start()
-        self.monitoring = self._monitoring() if self.config.monitoring.enabled else None
-        if self.monitoring is not None:
-            self.monitoring.start()
         log.info("gateway running")
 
     def stop(self, timeout: float = 30.0) -> None:

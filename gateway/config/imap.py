@@ -12,11 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from gateway.timefmt import parse_duration
+from gateway.timefmt import format_duration, parse_duration
 
 # RFC 2177: servers may drop an IDLE client after 30 minutes of silence, so clients
 # must re-issue IDLE at least every 29 minutes.
 IDLE_LIMIT = timedelta(minutes=29)
+# Without `unhealthy_after`: this, or three check periods if that is longer.
+DEFAULT_UNHEALTHY_AFTER = timedelta(minutes=5)
 
 
 def _duration(value: Any) -> Any:
@@ -55,6 +57,10 @@ class ImapMailboxConfig(BaseModel):
     reconnect_max: _Duration = Field(default=timedelta(minutes=5), gt=timedelta(0))
     fetch_batch: int = Field(default=50, ge=1, le=1000)
     exit_on_auth_failure: bool = False
+    # /healthz calls the mailbox unhealthy after this many refused logins in a row, or
+    # when no sync has succeeded for `unhealthy_after` (unset: see health_bound).
+    unhealthy_after_failed_logins: int = Field(default=3, ge=1)
+    unhealthy_after: _Duration | None = Field(default=None, gt=timedelta(0))
 
     @model_validator(mode="after")
     def _checks(self) -> ImapMailboxConfig:
@@ -73,7 +79,28 @@ class ImapMailboxConfig(BaseModel):
         for key in ("processed_folder", "quarantine_folder"):
             if getattr(self, key) == self.folder:
                 raise ValueError(f"{key} must differ from folder {self.folder!r}")
+        if self.unhealthy_after is not None and self.unhealthy_after <= self.check_period:
+            # A healthy watcher syncs once per check period; a shorter bound would flap.
+            raise ValueError(
+                f"unhealthy_after must be longer than {format_duration(self.check_period)}, "
+                "the longest a healthy watcher goes between two syncs"
+            )
         return self
+
+    @property
+    def check_period(self) -> timedelta:
+        """The longest a healthy watcher waits between two syncs of the folder."""
+        if self.mode == "poll":
+            return self.poll_interval
+        # "idle" and "auto" poll when the server lacks IDLE, so either period may apply.
+        return max(min(self.idle_timeout, self.noop_interval), self.poll_interval)
+
+    @property
+    def health_bound(self) -> timedelta:
+        """How long without a successful sync before /healthz says so."""
+        if self.unhealthy_after is not None:
+            return self.unhealthy_after
+        return max(DEFAULT_UNHEALTHY_AFTER, 3 * self.check_period)
 
     @property
     def effective_port(self) -> int:

@@ -25,9 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 from gateway.classify.classifier import Classifier
 from gateway.config import EMBEDDED, ConfigError, GatewayConfig, parse_config
 from gateway.config.version import version_of_bytes, version_of_config
+from gateway.ops.config_paths import path_problems
+from gateway.ops.template_check import TemplateProblem, check_override_names, render_samples
 from gateway.outbound.render import Renderer
 
 log = logging.getLogger("gateway.config")
@@ -68,17 +72,53 @@ def snapshot_of(config: GatewayConfig, source: str) -> ConfigSnapshot:
     return ConfigSnapshot(config, version_of_config(config), source)
 
 
-def validate(config: GatewayConfig, source: str) -> None:
-    """What parse_config cannot see: templates that fail to load, rules that fail to build."""
+@dataclass(frozen=True)
+class Validated:
+    """What a full check covered, for check-config's summary line."""
+
+    rules: int
+    templates: int  # template files compiled, shipped and overridden
+    renders: int  # sample renders (kinds x sample cases x variants)
+
+
+def check_paths(config: GatewayConfig, source: str) -> None:
+    """The first configured path that is missing or unreadable, as a ConfigError."""
+    problems = path_problems(config)
+    if problems:
+        key, problem = problems[0]
+        more = len(problems) - 1
+        if more:
+            problem += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ConfigError(source, key, problem)
+
+
+def validate(config: GatewayConfig, source: str) -> Validated:
+    """What parse_config cannot see; run before `run` starts and before a reload.
+
+    Paths on disk, templates that fail to compile, override files that override
+    nothing, templates that fail to render for a sample case, rules that fail to build.
+    """
+    check_paths(config, source)
     try:
-        # Every template, shipped and overridden, as check-config does.
-        Renderer(config.template_dir).check()
+        # Every template, shipped and overridden.
+        templates = Renderer(config.template_dir).check()
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            source, "template_dir", f"{exc.filename}:{exc.lineno}: {exc.message}"
+        ) from None
     except Exception as exc:
         raise ConfigError(source, "template_dir", f"{type(exc).__name__}: {exc}") from None
     try:
-        Classifier(config)
+        if config.template_dir:
+            check_override_names(config.template_dir)
+        renders = render_samples(config)
+    except TemplateProblem as exc:
+        raise ConfigError(source, "template_dir", str(exc)) from None
+    try:
+        rules = len(Classifier(config).rules)
     except Exception as exc:
         raise ConfigError(source, "rules", f"{type(exc).__name__}: {exc}") from None
+    return Validated(rules=rules, templates=templates, renders=renders)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

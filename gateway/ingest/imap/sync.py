@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -88,6 +89,8 @@ class FolderSync:
         self.unflagged: set[int] = set()
         self._reconciled = False
         self._first_scan: list[int] | None = None
+        # When the folder was last known to be in the store up to date (health).
+        self.last_synced_at: datetime | None = None
 
     @property
     def moves_configured(self) -> bool:
@@ -268,6 +271,7 @@ class FolderSync:
                 save_position(self.store, self.config.name, self.config.folder, self.position)
             # Mail announced while our own commands ran is not announced again in IDLE.
             if not _take_exists(client):
+                self.last_synced_at = self.clock.now()
                 return result
 
     def _store_batch(self, client: IMAPClient, batch: Sequence[int]) -> list[int]:
@@ -292,6 +296,8 @@ class FolderSync:
             if self._first_scan is None and advanced != self.position:
                 record_position(session, self.store, cfg.name, cfg.folder, advanced)
         self.position = advanced
+        # A long first scan is progress too, batch by batch.
+        self.last_synced_at = self.clock.now()
         stored = [(uid, item_id) for (uid, _), item_id in zip(present, item_ids, strict=True)]
         if stored:
             self.checkpoint("stored")

@@ -5,6 +5,10 @@ arrived while it was away, then waits for new mail with IDLE (or polls), and on 
 failure logs one line, waits with capped exponential backoff and starts over. Since
 progress lives in the store (last UID per folder), a reconnect or restart resumes
 exactly where the last commit left off.
+
+Because the thread survives every outage, being alive says little; `health()` says
+whether the folder is really being synced: not after several refused logins in a
+row, nor when no sync has succeeded within a bound (`[[imap]] unhealthy_after`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from imapclient import IMAPClient
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -21,6 +27,7 @@ from gateway.clock import Clock
 from gateway.config.imap import ImapMailboxConfig
 from gateway.ingest.imap.connection import ImapFailure, classify, close, connect
 from gateway.ingest.imap.sync import FolderSync
+from gateway.timefmt import format_duration
 from store.db import Store
 
 log = logging.getLogger("gateway.imap")
@@ -48,6 +55,13 @@ class Backoff:
         self._next = self.initial
 
 
+@dataclass(frozen=True)
+class WatcherHealth:
+    healthy: bool
+    # Why not, phrased to follow the probe's name ("imap:support has not synced ...").
+    reason: str = ""
+
+
 class ImapWatcher:
     def __init__(
         self,
@@ -59,16 +73,22 @@ class ImapWatcher:
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.sync = FolderSync(config, store, clock, on_stored=on_stored)
         self.on_fatal = on_fatal
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Set while connected and caught up; lets callers and tests wait for readiness.
         self.ready = threading.Event()
+        # Health, written by the watcher thread and read by /healthz: plain values.
+        self.started_at: datetime | None = None
+        self.failed_logins = 0  # refused in a row; a successful login resets it
+        self.last_failure = ""
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
+        self.started_at = self.clock.now()
         self._thread = threading.Thread(
             target=self.run, name=f"imap-{self.config.name}", daemon=True
         )
@@ -86,12 +106,43 @@ class ImapWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def health(self) -> WatcherHealth:
+        """Whether the folder is being synced, and if not, why."""
+        if not self.is_alive():
+            return WatcherHealth(False, "is not running")
+        cfg = self.config
+        if self.failed_logins >= cfg.unhealthy_after_failed_logins:
+            return WatcherHealth(
+                False,
+                f"had {self.failed_logins} failed logins in a row (last: {self.last_failure})",
+            )
+        synced = self.sync.last_synced_at
+        since = synced or self.started_at
+        if since is None:
+            return WatcherHealth(True)
+        quiet, bound = self.clock.now() - since, cfg.health_bound
+        if quiet <= bound:
+            return WatcherHealth(True)
+        what = "has not synced" if synced is not None else "has not synced since start"
+        last = f"; last error: {self.last_failure}" if self.last_failure else ""
+        return WatcherHealth(
+            False,
+            f"{what} for {format_duration(quiet)} (limit {format_duration(bound)}){last}",
+        )
+
+    def probe(self) -> tuple[bool, str]:
+        """health() in the form the monitoring endpoint takes."""
+        health = self.health()
+        return health.healthy, health.reason
+
     # -- the loop ----------------------------------------------------------------
 
     def run(self) -> None:
         cfg = self.config
         backoff = Backoff(cfg.reconnect_initial.total_seconds(), cfg.reconnect_max.total_seconds())
         had_failure = False
+        if self.started_at is None:
+            self.started_at = self.clock.now()
         while not self._stop.is_set():
             try:
                 client = connect(cfg)
@@ -100,6 +151,7 @@ class ImapWatcher:
                     return
                 had_failure = True
                 continue
+            self.failed_logins = 0
             try:
                 self.sync.attach(client)
                 self._catch_up()
@@ -111,6 +163,7 @@ class ImapWatcher:
                 )
                 backoff.reset()
                 had_failure = False
+                self.last_failure = ""
                 self.ready.set()
                 self._watch(client)
             except Exception as exc:
@@ -137,6 +190,9 @@ class ImapWatcher:
     def _failed(self, failure: ImapFailure, backoff: Backoff) -> bool:
         """Log one line and wait before the next attempt; False means give up."""
         cfg = self.config
+        self.last_failure = str(failure)
+        if failure.kind == "auth":
+            self.failed_logins += 1
         if failure.kind == "auth" and cfg.exit_on_auth_failure:
             message = f"{cfg.describe()}: {failure}; giving up (exit_on_auth_failure)"
             log.error("%s", message)
