@@ -24,12 +24,13 @@ from gateway.config.sections import (
     SmtpListenerConfig,
     StoreConfig,
     TimersConfig,
+    TimeZoneName,
     WorkerConfig,
 )
 
 
 class GatewayConfig(ConfigModel):
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     case_key_prefix: str = Field(default="ESC", pattern=r"^[A-Z][A-Z0-9]{1,9}$")
     template_dir: str = ""
     store: StoreConfig = StoreConfig()

@@ -5,12 +5,22 @@ config.example.toml documents each key, and a test keeps the two in step.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from gateway.business_calendar import BusinessCalendar
 from gateway.timefmt import parse_duration
@@ -23,6 +33,22 @@ def _duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def check_timezone(value: str) -> str:
+    """An IANA zone name zoneinfo knows: a misspelt one would fail every mail's dates."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # Suggest by case-insensitive likeness ("utc" -> "UTC", "Europe/Berln").
+        known = {name.lower(): name for name in available_timezones()}
+        close = difflib.get_close_matches(value.strip().lower(), known, n=1)
+        hint = f" (did you mean {known[close[0]]!r}?)" if close else ""
+        raise ValueError(f"unknown time zone {value!r}{hint}") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 
 
 class ConfigModel(BaseModel):
@@ -149,7 +175,7 @@ _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class CalendarConfig(ConfigModel):
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
     hours: str = "09:00-17:00"
     holidays: tuple[date, ...] = ()

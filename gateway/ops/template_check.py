@@ -77,7 +77,8 @@ def sample_cases() -> tuple[Case, Case]:
         owner_email="owner@example.com",
         account=None,
         customer_name="",
-        customer_email="someone@customer.example",
+        # An agent's escalation may name no customer address at all.
+        customer_email="",
         customer_cc=[],
         subject="Question",
         summary="",
@@ -107,6 +108,7 @@ _LEVEL_CHANGE: dict[str, Any] = {
 # it (gateway/act, cases/lifecycle.py, timeline/, leads/); each dict is one variant.
 EXTRAS: dict[str, tuple[dict[str, Any], ...]] = {
     "acknowledgement": ({},),
+    "agent_acknowledgement": ({},),
     "template_incomplete": ({"missing": ["Impact", "Steps to reproduce"]},),
     "upgrade_notice": ({"previous_level": 1},),
     "owner_notification": (
