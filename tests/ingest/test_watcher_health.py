@@ -141,3 +141,26 @@ def test_unhealthy_after_defaults_and_bounds() -> None:
         ImapMailboxConfig.model_validate(
             {**base, "mode": "poll", "poll_interval": "10m", "unhealthy_after": "5m"}
         )
+
+
+def test_a_watcher_that_never_synced_turns_unhealthy_after_the_default_bound(
+    start_daemon: Any, dovecot_server: DovecotServer, clock: FakeClock
+) -> None:
+    dovecot_server.stop()
+    try:
+        daemon = start_daemon()
+        watcher = daemon.imap_watchers[0]
+        wait_until(lambda: watcher.last_failure != "", what="the first refused connection")
+        clock.advance(timedelta(minutes=5))
+        assert healthz(daemon)[0] == 200  # the default bound is 5 minutes
+        clock.advance(timedelta(minutes=1))
+        status, report = healthz(daemon)
+        assert status == 503
+        assert watcher_problems(report) == [
+            f"{WATCHER} has not synced since it started 6 minutes ago (limit 5 minutes); "
+            f"last error: {watcher.last_failure}"
+        ]
+        assert "Connection refused" in watcher.last_failure
+    finally:
+        dovecot_server.start()
+    wait_until(lambda: healthz(daemon)[0] == 200, what="/healthz once the server is up")

@@ -123,12 +123,13 @@ class ImapWatcher:
         quiet, bound = self.clock.now() - since, cfg.health_bound
         if quiet <= bound:
             return WatcherHealth(True)
-        what = "has not synced" if synced is not None else "has not synced since start"
-        last = f"; last error: {self.last_failure}" if self.last_failure else ""
-        return WatcherHealth(
-            False,
-            f"{what} for {format_duration(quiet)} (limit {format_duration(bound)}){last}",
+        what = (
+            f"has not synced for {format_duration(quiet)}"
+            if synced is not None
+            else f"has not synced since it started {format_duration(quiet)} ago"
         )
+        last = f"; last error: {self.last_failure}" if self.last_failure else ""
+        return WatcherHealth(False, f"{what} (limit {format_duration(bound)}){last}")
 
     def probe(self) -> tuple[bool, str]:
         """health() in the form the monitoring endpoint takes."""
