@@ -20,4 +20,4 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    command.upgrade(alembic_config(engine), "heads")
+    command.upgrade(alembic_config(engine), "head")

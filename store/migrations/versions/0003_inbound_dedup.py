@@ -1,7 +1,7 @@
 """inbound de-duplication keys
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 12:00:00
 
 Mail already processed gets its key here, so a copy arriving after the upgrade (an
@@ -22,7 +22,7 @@ import store.models
 from store.content_key import content_key
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """lead commands: one row per command mail per case; retired reply tokens
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-03 12:00:00
 
 Command mails processed before this release get their row too (outcome "earlier",
@@ -17,7 +17,7 @@ from alembic import op
 import store.models
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """data protection log
 
-Revision ID: 0014
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 13:00:00
 
 The audit trail of `purge` and raw-mail retention: one row per run.
@@ -14,8 +14,8 @@ from alembic import op
 
 import store.models
 
-revision = "0014"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
