@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 
 from gateway.clock import FakeClock
 from gateway.config import GatewayConfig, parse_config
 from store.db import Store
+from store.migrate import alembic_config
 from tests.support.databases import postgres_database, truncate_all
 from tests.support.dovecot import dovecot_server  # noqa: F401  (fixture)
 from tests.support.gateway import Gateway
@@ -46,6 +48,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     pg_store: Store = request.getfixturevalue("_postgres_store")
     truncate_all(pg_store)
     yield pg_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store at the first schema (revision 0001), for tests of later migrations."""
+    if request.param == "sqlite":
+        sqlite_store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+        command.upgrade(alembic_config(sqlite_store.engine), "0001")
+        yield sqlite_store
+        sqlite_store.dispose()
+        return
+    with postgres_database() as url:
+        pg_store = Store(url)
+        command.upgrade(alembic_config(pg_store.engine), "0001")
+        yield pg_store
+        pg_store.dispose()
 
 
 @pytest.fixture

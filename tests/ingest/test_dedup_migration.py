@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from sqlalchemy import func, insert, select
 
@@ -17,25 +13,8 @@ from store.db import Store
 from store.migrate import alembic_config
 from store.models import Case, InboundDedup, InboundItem
 from tests.conftest import make_config
-from tests.support.databases import postgres_database
 from tests.support.mails import build_mail
 from tests.work.dedup_mails import TRACE, without_message_id
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store at the schema before de-duplication keys (revision 0001)."""
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'old.db'}")
-        command.upgrade(alembic_config(store.engine), "0001")
-        yield store
-        store.dispose()
-        return
-    with postgres_database() as url:
-        store = Store(url)
-        command.upgrade(alembic_config(store.engine), "0001")
-        yield store
-        store.dispose()
 
 
 def _processed(raw: bytes, clock: FakeClock) -> dict[str, object]:

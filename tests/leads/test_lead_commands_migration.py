@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -15,24 +11,7 @@ from gateway.leads import command_log
 from store.db import Store
 from store.migrate import alembic_config
 from store.models import Case, InboundItem, LeadCommand
-from tests.support.databases import postgres_database
 from tests.support.mails import build_mail
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store at the schema before the lead command log (revision 0001)."""
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'old.db'}")
-        command.upgrade(alembic_config(store.engine), "0001")
-        yield store
-        store.dispose()
-        return
-    with postgres_database() as url:
-        store = Store(url)
-        command.upgrade(alembic_config(store.engine), "0001")
-        yield store
-        store.dispose()
 
 
 # The columns a case had at 0001, spelled out: later revisions may add more.
