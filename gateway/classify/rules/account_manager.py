@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.classify.rules.base import RuleContext, RuleResult
+from gateway.classify.rules.base import RuleContext, RuleResult, fired, not_fired
 from gateway.config.rule_kinds.account_manager import AccountManagerRule
 from parsers.model import ParsedMail
 
@@ -28,19 +28,10 @@ class AccountManagerCopied:
                 if found is None or address.email == sender:
                     continue
                 account, manager = found
-                return RuleResult(
-                    self.name,
-                    self.kind,
-                    self.description,
-                    fired=True,
-                    level=self.level,
-                    evidence=f"{header} has {manager.email}, account manager of {account.name}",
-                    data={"account": account.name, "account_manager": manager.email},
+                return fired(
+                    self,
+                    self.level,
+                    f"{header} has {manager.email}, account manager of {account.name}",
+                    {"account": account.name, "account_manager": manager.email},
                 )
-        return RuleResult(
-            self.name,
-            self.kind,
-            self.description,
-            fired=False,
-            evidence="no configured account manager in To or Cc",
-        )
+        return not_fired(self, "no configured account manager in To or Cc")

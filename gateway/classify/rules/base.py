@@ -58,6 +58,24 @@ class Rule(Protocol):
     def check(self, mail: ParsedMail, ctx: RuleContext) -> RuleResult: ...
 
 
+def fired(rule: Rule, level: int, evidence: str, data: dict[str, Any] | None = None) -> RuleResult:
+    """The result of a rule that fired at level, with what it found."""
+    return RuleResult(
+        rule.name,
+        rule.kind,
+        rule.description,
+        fired=True,
+        level=level,
+        evidence=evidence,
+        data={} if data is None else data,
+    )
+
+
+def not_fired(rule: Rule, evidence: str) -> RuleResult:
+    """The result of a rule that did not fire, with why not."""
+    return RuleResult(rule.name, rule.kind, rule.description, fired=False, evidence=evidence)
+
+
 def quote(text: str, limit: int = 80) -> str:
     """A short excerpt for evidence lines."""
     flat = " ".join(text.split())

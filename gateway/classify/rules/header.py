@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.classify.rules.base import RuleContext, RuleResult
+from gateway.classify.rules.base import RuleContext, RuleResult, fired, not_fired
 from gateway.config.rule_kinds.header import HeaderRule
 from parsers.model import ParsedMail
 
@@ -44,30 +44,24 @@ class EscalationHeader:
         domain = sender.rpartition("@")[2]
         return sender in self.trusted_senders or domain in self.trusted_senders
 
-    def _miss(self, evidence: str) -> RuleResult:
-        return RuleResult(self.name, self.kind, self.description, fired=False, evidence=evidence)
-
     def check(self, mail: ParsedMail, ctx: RuleContext) -> RuleResult:
         value = mail.header(self.header)
         if value is None:
-            return self._miss(f"no {self.header} header")
+            return not_fired(self, f"no {self.header} header")
         match = self.pattern.search(value)
         if match is None:
-            return self._miss(f"{self.header}: {value!r} does not match /{self.pattern.pattern}/")
+            return not_fired(
+                self, f"{self.header}: {value!r} does not match /{self.pattern.pattern}/"
+            )
         sender = mail.from_.email if mail.from_ else ""
         if not self._trusted(sender):
-            return self._miss(f"{self.header}: {value!r} ignored, sender {sender!r} is not trusted")
+            return not_fired(
+                self, f"{self.header}: {value!r} ignored, sender {sender!r} is not trusted"
+            )
         level = self.level
         if self.level_from_value:
             digits = re.search(r"[1-4]", value)
             if digits is None:
-                return self._miss(f"{self.header}: {value!r} holds no level 1-4")
+                return not_fired(self, f"{self.header}: {value!r} holds no level 1-4")
             level = int(digits.group(0))
-        return RuleResult(
-            self.name,
-            self.kind,
-            self.description,
-            fired=True,
-            level=level,
-            evidence=f"{self.header}: {value!r} from trusted sender {sender}",
-        )
+        return fired(self, level, f"{self.header}: {value!r} from trusted sender {sender}")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway.classify.rules.base import RuleContext, RuleResult, quote
+from gateway.classify.rules.base import RuleContext, RuleResult, fired, not_fired, quote
 from gateway.classify.rules.literal_screen import LiteralScreen, fold
 from gateway.config.rule_kinds.phrase import PhraseRule
 from parsers.model import ParsedMail
@@ -88,20 +88,9 @@ class Phrases:
                     continue
                 start = max(0, match.start() - 30)
                 context = quote(text[start : match.end() + 30])
-                return RuleResult(
-                    self.name,
-                    self.kind,
-                    self.description,
-                    fired=True,
-                    level=self.level,
-                    evidence=f"{where} says {match.group(0)!r} in {context}",
-                )
-        return RuleResult(
-            self.name,
-            self.kind,
-            self.description,
-            fired=False,
-            evidence=f"none of {len(self.patterns)} phrase(s) in subject or new body text",
+                return fired(self, self.level, f"{where} says {match.group(0)!r} in {context}")
+        return not_fired(
+            self, f"none of {len(self.patterns)} phrase(s) in subject or new body text"
         )
 
 

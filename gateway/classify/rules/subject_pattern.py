@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.classify.rules.base import RuleContext, RuleResult, quote
+from gateway.classify.rules.base import RuleContext, RuleResult, fired, not_fired, quote
 from gateway.config.rule_kinds.subject_pattern import SubjectPatternRule
 from parsers.model import ParsedMail
 
@@ -26,18 +26,7 @@ class SubjectPattern:
     def check(self, mail: ParsedMail, ctx: RuleContext) -> RuleResult:
         match = self.pattern.search(mail.subject)
         if match is None:
-            return RuleResult(
-                self.name,
-                self.kind,
-                self.description,
-                fired=False,
-                evidence=f"subject {quote(mail.subject)} does not match /{self.pattern.pattern}/",
+            return not_fired(
+                self, f"subject {quote(mail.subject)} does not match /{self.pattern.pattern}/"
             )
-        return RuleResult(
-            self.name,
-            self.kind,
-            self.description,
-            fired=True,
-            level=self.level,
-            evidence=f"subject {quote(mail.subject)} matches {match.group(0)!r}",
-        )
+        return fired(self, self.level, f"subject {quote(mail.subject)} matches {match.group(0)!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.classify.rules.base import RuleContext, RuleResult
+from gateway.classify.rules.base import RuleContext, RuleResult, fired, not_fired
 from gateway.config.rule_kinds.template import TemplateRule
 from parsers.escalation_template import FIELD_LABELS
 from parsers.model import ParsedMail
@@ -27,13 +27,7 @@ class EscalationTemplateRule:
     def check(self, mail: ParsedMail, ctx: RuleContext) -> RuleResult:
         template = ctx.template
         if template is None:
-            return RuleResult(
-                self.name,
-                self.kind,
-                self.description,
-                fired=False,
-                evidence="subject is not 'ESCALATION - <brief> - Ticket #<n>'",
-            )
+            return not_fired(self, "subject is not 'ESCALATION - <brief> - Ticket #<n>'")
         missing = template.missing(self.required_fields)
         priority = template.fields.get("priority", "").strip()
         level = self.priority_levels.get(priority.split()[0].lower() if priority else "")
@@ -45,12 +39,9 @@ class EscalationTemplateRule:
             evidence += f", priority {priority!r} -> level {level}"
         if missing:
             evidence += ", missing " + ", ".join(FIELD_LABELS.get(f, f) for f in missing)
-        return RuleResult(
-            self.name,
-            self.kind,
-            self.description,
-            fired=True,
-            level=level,
-            evidence=evidence,
-            data={"missing": missing, "fields": dict(template.fields), "ticket": template.ticket},
+        return fired(
+            self,
+            level,
+            evidence,
+            {"missing": missing, "fields": dict(template.fields), "ticket": template.ticket},
         )
