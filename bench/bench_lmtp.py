@@ -21,46 +21,24 @@ import smtplib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from aiosmtpd.controller import UnixSocketController
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import CountingHandler, make_store, three_kb_mail
 from gateway.clock import SystemClock
 from gateway.config import parse_config
 from gateway.daemon import Daemon
 from store.db import Store
-from store.models import Base, InboundItem
-from tests.support.mails import build_mail
+from store.models import InboundItem
 
 CLIENTS = 8
-
-
-def three_kb_mail(n: int) -> bytes:
-    body = (f"Message {n}. " + "The export page fails with a timeout again. " * 70)[:3000]
-    return build_mail(
-        subject=f"URGENT: export broken #{n}",
-        body=body,
-        message_id=f"<lmtp-bench-{n}-{time.time_ns()}@acme.example>",
-    )
-
-
-class CountingHandler:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.count += 1
-        return "\r\n".join("250 OK" for _ in envelope.rcpt_tos)
 
 
 class BareLmtp(UnixSocketController):
@@ -92,7 +70,7 @@ def blast(path: str, mails: list[bytes]) -> tuple[float, list[float]]:
 
 
 def baseline(folder: Path, mails: list[bytes]) -> tuple[float, list[float]]:
-    handler = CountingHandler()
+    handler = CountingHandler(per_recipient=True)
     path = str(folder / "bare.sock")
     controller = BareLmtp(handler, unix_socket=path)
     controller.start()
@@ -102,15 +80,6 @@ def baseline(folder: Path, mails: list[bytes]) -> tuple[float, list[float]]:
         controller.stop()
     assert handler.count == len(mails)
     return len(mails) / elapsed, per_mail
-
-
-def make_store(url: str, folder: Path) -> Store:
-    store = Store(url or f"sqlite:///{folder / 'bench.db'}")
-    store.migrate()
-    with store.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(text(f'DELETE FROM "{table.name}"'))
-    return store
 
 
 def gateway(
@@ -159,7 +128,7 @@ def main() -> None:
     parser.add_argument("--store-url", default="")
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-lmtp-"))
-    mails = [three_kb_mail(n) for n in range(options.mails)]
+    mails = [three_kb_mail(n, "lmtp-bench") for n in range(options.mails)]
     bare_rate, bare_times = baseline(folder, mails)
     store = make_store(options.store_url, folder)
     accepted_rate, processed_rate, gateway_times = gateway(

@@ -28,20 +28,11 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import three_kb_mail
 from store.db import Store
 from store.models import Base, InboundItem
-from tests.support.mails import build_mail
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def three_kb_mail(n: int) -> bytes:
-    body = (f"Message {n}. " + "The export page fails with a timeout again. " * 70)[:3000]
-    return build_mail(
-        subject=f"URGENT: export broken #{n}",
-        body=body,
-        message_id=f"<pipe-bench-{n}-{time.time_ns()}@acme.example>",
-    )
 
 
 def console_script() -> list[str]:
@@ -131,13 +122,14 @@ def main() -> None:
         baseline, piped = [], []
         for n in range(options.mails):
             baseline.append(timed(bare, folder))
-            piped.append(timed(ingest, folder, three_kb_mail(n)))
+            piped.append(timed(ingest, folder, three_kb_mail(n, "pipe-bench")))
         drained = wait_processed(store, options.mails)
     finally:
         daemon.terminate()
         daemon.wait(30)
     fallback = [
-        timed(ingest, folder, three_kb_mail(10_000 + n)) for n in range(options.fallback_mails)
+        timed(ingest, folder, three_kb_mail(10_000 + n, "pipe-bench"))
+        for n in range(options.fallback_mails)
     ]
     bare_median = statistics.median(baseline)
     print(f"store: {store_url.split('://')[0]}, {options.mails} mails, {os.cpu_count()} cores")

@@ -20,46 +20,26 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import CountingHandler, make_store, three_kb_mail
 from gateway.clock import SystemClock
 from gateway.config import parse_config
 from gateway.daemon import Daemon
 from store.db import Store
-from store.models import Base, InboundItem, OutboxMail
+from store.models import InboundItem, OutboxMail
 from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import free_port
 
 CLIENTS = 8
-
-
-def three_kb_mail(n: int) -> bytes:
-    body = (f"Message {n}. " + "The export page fails with a timeout again. " * 70)[:3000]
-    return build_mail(
-        subject=f"URGENT: export broken #{n}",
-        body=body,
-        message_id=f"<bench-{n}-{time.time_ns()}@acme.example>",
-    )
-
-
-class CountingHandler:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.count += 1
-        return "250 OK"
 
 
 class RecordingHandler:
@@ -153,15 +133,6 @@ def baseline(mails: list[bytes]) -> float:
         controller.stop()
     assert handler.count == len(mails)
     return len(mails) / elapsed
-
-
-def make_store(url: str | None, folder: Path) -> Store:
-    store = Store(url or f"sqlite:///{folder / 'bench.db'}")
-    store.migrate()
-    with store.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(text(f'DELETE FROM "{table.name}"'))
-    return store
 
 
 def gateway_config(store: Store, sink_port: int, cap: int, processes: int) -> Any:
@@ -289,7 +260,7 @@ def main() -> None:
         help="[worker] processes for the gateway (0: the worker is a thread of `run`)",
     )
     args = parser.parse_args()
-    mails = [three_kb_mail(n) for n in range(args.messages)]
+    mails = [three_kb_mail(n, "bench") for n in range(args.messages)]
     with tempfile.TemporaryDirectory() as folder:
         store = make_store(args.store_url, Path(folder))
         print(
