@@ -18,10 +18,10 @@ from gateway.clock import FakeClock
 from gateway.config import parse_config
 from gateway.ops.monitoring import MonitoringServer
 from gateway.outbound.delivery import OutboxSender
-from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail
 from tests.conftest import make_config
+from tests.outbound.outbox import queue_pending
 from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
 
@@ -43,21 +43,14 @@ def test_the_delay_doubles_up_to_retry_max_for_any_attempt_count(
 def queue(store: Store, clock: FakeClock, rcpt: str, n: int) -> str:
     message_id = f"<mail-{n}@kunde.example>"
     raw = build_mail(to=rcpt, subject=f"Mail {n}", message_id=message_id)
-    with store.transaction() as session:
-        add_outbox_mail(
-            session,
-            case_id=None,
-            kind="acknowledgement",
-            created_at=clock.now(),
-            envelope_from="support@example.com",
-            recipients=[rcpt],
-            subject=f"Mail {n}",
-            message_id=message_id.strip("<>"),
-            raw=raw,
-            state="pending",
-            attempts=0,
-            next_attempt_at=clock.now(),
-        )
+    queue_pending(
+        store,
+        clock,
+        recipients=[rcpt],
+        raw=raw,
+        message_id=message_id.strip("<>"),
+        subject=f"Mail {n}",
+    )
     return message_id
 
 

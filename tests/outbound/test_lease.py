@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,10 +16,10 @@ from gateway.clock import FakeClock
 from gateway.outbound import delivery
 from gateway.outbound.delivery import CLAIM_LEASE, OutboxSender
 from gateway.outbound.lease import LeaseHolder, current_holder, is_gone
-from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail
 from tests.conftest import make_config
+from tests.outbound.outbox import queue_pending
 from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
 
@@ -40,23 +41,19 @@ def holder_of_process(*, keep_running: bool) -> tuple[LeaseHolder, subprocess.Po
     return holder, process
 
 
+def unclaimed(store: Store, clock: FakeClock, **columns: Any) -> int:
+    return queue_pending(
+        store,
+        clock,
+        recipients=["a@kunde.example"],
+        raw=build_mail(),
+        message_id=f"{secrets.token_hex(8)}@kunde.example",
+        **columns,
+    )
+
+
 def claimed(store: Store, clock: FakeClock, holder: str) -> int:
-    with store.transaction() as session:
-        return add_outbox_mail(
-            session,
-            case_id=None,
-            kind="acknowledgement",
-            created_at=clock.now(),
-            envelope_from="support@example.com",
-            recipients=["a@kunde.example"],
-            subject="s",
-            message_id=f"{secrets.token_hex(8)}@kunde.example",
-            raw=build_mail(),
-            state="pending",
-            attempts=0,
-            next_attempt_at=clock.now() + CLAIM_LEASE,
-            lease_holder=holder,
-        )
+    return unclaimed(store, clock, next_attempt_at=clock.now() + CLAIM_LEASE, lease_holder=holder)
 
 
 def test_holder_identity_round_trips_and_tells_dead_from_alive() -> None:
@@ -105,21 +102,7 @@ def test_a_batch_past_half_its_lease_hands_the_rest_back_at_once(
 ) -> None:
     with Smarthost(delay=0.05) as smarthost:
         for _ in range(3):
-            with store.transaction() as session:
-                add_outbox_mail(
-                    session,
-                    case_id=None,
-                    kind="acknowledgement",
-                    created_at=clock.now(),
-                    envelope_from="support@example.com",
-                    recipients=["a@kunde.example"],
-                    subject="s",
-                    message_id=f"{secrets.token_hex(8)}@kunde.example",
-                    raw=build_mail(),
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=clock.now(),
-                )
+            unclaimed(store, clock)
         # As if each mail took half the lease: one is sent, the other two are released.
         monkeypatch.setattr(delivery, "LEASE_BUDGET", 0.01)
         sender = OutboxSender(

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from gateway.clock import FakeClock
 from gateway.outbound.compose import ECHOED_SUBJECT_CHARS, Recipient, Threading, compose
 from gateway.outbound.delivery import OutboxSender
-from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail
 from tests.conftest import make_config
+from tests.outbound.outbox import queue_pending
 from tests.support.gateway import Gateway, only
 from tests.support.mails import build_mail
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
@@ -101,21 +101,14 @@ def test_compose_keeps_every_line_within_998_whatever_it_is_given(
     # The id too long for any line is left out; the others still thread.
     assert b"<ok@kunde.example>" in raw and huge_id.encode() not in raw
 
-    with store.transaction() as session:
-        add_outbox_mail(
-            session,
-            case_id=None,
-            kind="acknowledgement",
-            created_at=clock.now(),
-            envelope_from="support@example.com",
-            recipients=["joerg@kunde.example"],
-            subject="long lines",
-            message_id="long-lines@example.com",
-            raw=raw,
-            state="pending",
-            attempts=0,
-            next_attempt_at=clock.now(),
-        )
+    queue_pending(
+        store,
+        clock,
+        recipients=["joerg@kunde.example"],
+        raw=raw,
+        message_id="long-lines@example.com",
+        subject="long lines",
+    )
     assert OutboxSender(make_config(store, smtp_sink).outbound, store, clock).deliver_due() == 1
     received = only(smtp_sink.wait_for(1))
     # Both 100 kB lines arrive whole: quoted-printable carried them in lines of 76.

@@ -13,31 +13,23 @@ from sqlalchemy import select
 from gateway.clock import FakeClock
 from gateway.ops.monitoring import MonitoringServer
 from gateway.outbound.delivery import OutboxSender
-from store.appends import add_outbox_mail
 from store.db import Store
 from store.models import OutboxMail
 from tests.conftest import make_config
+from tests.outbound.outbox import queue_pending
 from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
 from tests.support.smtp_sink import free_port
 
 
 def queue(store: Store, clock: FakeClock, recipients: list[str], raw: bytes) -> int:
-    with store.transaction() as session:
-        return add_outbox_mail(
-            session,
-            case_id=None,
-            kind="acknowledgement",
-            created_at=clock.now(),
-            envelope_from="support@example.com",
-            recipients=recipients,
-            subject="s",
-            message_id=f"m{len(raw)}.{len(recipients)}@example.com",
-            raw=raw,
-            state="pending",
-            attempts=0,
-            next_attempt_at=clock.now(),
-        )
+    return queue_pending(
+        store,
+        clock,
+        recipients=recipients,
+        raw=raw,
+        message_id=f"m{len(raw)}.{len(recipients)}@example.com",
+    )
 
 
 def mail(store: Store, mail_id: int) -> OutboxMail:
