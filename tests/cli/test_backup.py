@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,20 +13,12 @@ from gateway.clock import SystemClock
 from gateway.ingest.inbound import store_inbound
 from store.db import Store
 from store.models import Case, InboundItem
+from tests.support.cli import run_gateway
 from tests.support.mails import build_mail
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(folder: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=folder,
-        input=stdin,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return run_gateway(*args, cwd=folder, stdin=stdin, timeout=120)
 
 
 def test_backup_while_writing_restores_to_a_working_store(tmp_path: Path) -> None:

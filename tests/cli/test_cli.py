@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,11 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import inherited_env, run_gateway
 from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import free_port
 from tests.support.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 ACCOUNTS = """
 [[accounts]]
@@ -39,14 +37,7 @@ def workdir(tmp_path: Path) -> Path:
 def cli(
     workdir: Path, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=workdir,
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return run_gateway(*args, cwd=workdir, stdin=stdin)
 
 
 def as_json(result: subprocess.CompletedProcess[bytes]) -> Any:
@@ -132,7 +123,7 @@ def test_run_accepts_mail_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run"],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=inherited_env(),
         stderr=subprocess.PIPE,
     )
     try:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from gateway.cli.main import build_parser
 from gateway.cli.progress import Progress
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import inherited_env, run_gateway_text
 
 
 def commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -35,14 +33,7 @@ def test_every_command_help_has_an_example() -> None:
 
 def test_usage_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     for args in (["report", "--by", "moon"], ["no-such-command"], ["outbox", "list", "--x"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "gateway", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        result = run_gateway_text(*args, cwd=tmp_path)
         assert result.returncode == 2
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
@@ -75,7 +66,7 @@ def test_output_closed_early_is_quiet(tmp_path: Path) -> None:
         headers = f"From: c{n}@acme.example\nTo: support@example.com\nSubject: URGENT {n}\n"
         path.write_bytes(f"{headers}\nHelp\n".encode())
         files.append(str(path))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = inherited_env()
     subprocess.run(
         [sys.executable, "-m", "gateway", "ingest", "--no-deliver", *files],
         cwd=tmp_path,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,11 @@ from gateway.config import ConfigError, parse_config
 from gateway.config.imap import ImapMailboxConfig
 from gateway.ingest.imap.connection import ImapFailure, connect
 from store.db import Store
+from tests.support.cli import BARE_ENV, run_gateway_text
 from tests.support.dovecot import DovecotServer
 from tests.support.imap_gateway import PASSWORD, USER, imap_entry, urgent
 from tests.support.smtp_sink import SmtpSink
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = {"name": "support", "host": "imap.example.com", "username": "u", "password": "p"}
 
 
@@ -114,14 +113,7 @@ def _write_config(tmp_path: Path, store: Store, sink: SmtpSink, entry: dict[str,
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    return run_gateway_text(*args, cwd=cwd, env=BARE_ENV)
 
 
 def test_ingest_imap_takes_waiting_mail_once(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.config import ConfigError, GatewayConfig, load_config, load_config_file
+from tests.support.cli import BARE_ENV, run_gateway_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,14 +85,7 @@ def test_config_is_found_by_option_then_environment_then_cwd(
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    return run_gateway_text(*args, cwd=cwd, env=BARE_ENV)
 
 
 def test_check_config_exits_2_with_one_clear_line(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,11 +15,10 @@ from gateway.daemon import Daemon
 from store.db import Store
 from store.models import Case, CaseEvent, InboundItem, OutboxMail
 from tests.conftest import make_config
+from tests.support.cli import run_gateway
 from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shadow_config_records_decisions_and_sends_nothing(
@@ -75,14 +72,7 @@ def test_outbox_list_shows_shadow_mail(tmp_path: Path) -> None:
     )
 
     def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [sys.executable, "-m", "gateway", *args],
-            cwd=tmp_path,
-            input=stdin,
-            capture_output=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        return run_gateway(*args, cwd=tmp_path, stdin=stdin)
 
     ingested = cli("ingest", "-", stdin=build_mail(subject="URGENT: invoices missing"))
     assert ingested.returncode == 0, ingested.stderr.decode()

@@ -4,9 +4,7 @@ files that override nothing, unknown time zones, missing paths."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jinja2
@@ -16,21 +14,14 @@ from gateway.config import ConfigError
 from gateway.ops.reload import load_snapshot
 from gateway.ops.template_check import EXTRAS, render_samples, shipped_kinds
 from gateway.outbound.render import Renderer
+from tests.support.cli import run_gateway_text
 from tests.support.smtp_sink import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 UNDEFINED = "Hello {{ greeting_name }},\n\nYour owner is {{ case.owner_fullname }}.\n"
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return run_gateway_text(*args, cwd=cwd, timeout=90)
 
 
 def write_config(tmp_path: Path, body: str) -> Path:

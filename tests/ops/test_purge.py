@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,10 +24,10 @@ from store.models import (
     OutboxMail,
 )
 from tests.conftest import make_config
+from tests.support.cli import run_gateway_text
 from tests.support.mails import build_mail
 
 ALICE = "alice@acme.example"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def fill(store: Store, clock: FakeClock) -> None:
@@ -165,14 +163,7 @@ def test_a_copied_address_leaves_the_other_case_but_the_case_stays(
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return run_gateway_text(*args, cwd=folder, timeout=120)
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,8 @@ from gateway.ops.replay import replay
 from gateway.work.worker import Worker
 from store.db import Store
 from tests.conftest import make_config
+from tests.support.cli import run_gateway
 from tests.support.mails import build_mail
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def changed_rules(config: GatewayConfig) -> GatewayConfig:
@@ -116,14 +113,7 @@ def test_replay_command_with_new_config(tmp_path: Path) -> None:
     )
 
     def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [sys.executable, "-m", "gateway", *args],
-            cwd=tmp_path,
-            input=stdin,
-            capture_output=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        return run_gateway(*args, cwd=tmp_path, stdin=stdin)
 
     for subject in ("URGENT: site down", "GDPR question", "Hello"):
         assert cli("ingest", "-", stdin=build_mail(subject=subject)).returncode == 0
