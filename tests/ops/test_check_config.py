@@ -45,21 +45,29 @@ def templates(tmp_path: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def template_case(tmp_path: Path, name: str, text: str, problem: str) -> tuple[str, str]:
+    """A template_dir holding one override; `problem` is what follows its path."""
+    folder = templates(tmp_path, {name: text})
+    return f'template_dir = "{folder}"', f"template_dir: {folder}/{name}{problem}"
+
+
 def case_undefined_variable(tmp_path: Path) -> tuple[str, str]:
-    folder = templates(tmp_path, {"acknowledgement.txt.j2": UNDEFINED})
-    return (
-        f'template_dir = "{folder}"',
-        f"template_dir: {folder}/acknowledgement.txt.j2:3: undefined variable: case has no "
+    return template_case(
+        tmp_path,
+        "acknowledgement.txt.j2",
+        UNDEFINED,
+        ":3: undefined variable: case has no "
         "attribute 'owner_fullname' (rendering acknowledgement for a sample case)",
     )
 
 
 def case_undefined_in_partial(tmp_path: Path) -> tuple[str, str]:
     # Only a render finds it: the override of the shared footer breaks every mail.
-    folder = templates(tmp_path, {"_footer.txt.j2": "--\n{{ case_key }}\n"})
-    return (
-        f'template_dir = "{folder}"',
-        f"template_dir: {folder}/_footer.txt.j2:2: undefined variable: 'case_key' is undefined "
+    return template_case(
+        tmp_path,
+        "_footer.txt.j2",
+        "--\n{{ case_key }}\n",
+        ":2: undefined variable: 'case_key' is undefined "
         "(rendering acknowledgement for a sample case)",
     )
 
@@ -87,20 +95,22 @@ def case_missing_template_dir(tmp_path: Path) -> tuple[str, str]:
 
 
 def case_override_matching_nothing(tmp_path: Path) -> tuple[str, str]:
-    folder = templates(tmp_path, {"acknowledgment.txt.j2": "Hello {{ greeting_name }}\n"})
-    return (
-        f'template_dir = "{folder}"',
-        f"template_dir: {folder}/acknowledgment.txt.j2: matches no template the gateway uses "
+    return template_case(
+        tmp_path,
+        "acknowledgment.txt.j2",
+        "Hello {{ greeting_name }}\n",
+        ": matches no template the gateway uses "
         "(did you mean acknowledgement.txt.j2?); it would be ignored",
     )
 
 
 def case_partial_nobody_includes(tmp_path: Path) -> tuple[str, str]:
     # A partial counts only if some template includes it; this one was misspelt.
-    folder = templates(tmp_path, {"_fotter.txt.j2": "--\n{{ case.key }}\n"})
-    return (
-        f'template_dir = "{folder}"',
-        f"template_dir: {folder}/_fotter.txt.j2: matches no template the gateway uses "
+    return template_case(
+        tmp_path,
+        "_fotter.txt.j2",
+        "--\n{{ case.key }}\n",
+        ": matches no template the gateway uses "
         "(did you mean _footer.txt.j2?); it would be ignored",
     )
 
