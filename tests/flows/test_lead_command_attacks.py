@@ -87,6 +87,17 @@ def on_top(raw: bytes, *fields: str) -> bytes:
     return b"".join(f"{field}\r\n".encode() for field in fields) + raw
 
 
+def lee_sets_level_3(gw: Gateway, border_verdict: str) -> None:
+    """Lee answers a new case's notification with `level: 3`; the border MTA's verdict on
+    that answer is on top."""
+    notification = open_case(gw)
+    raw = on_top(
+        reply(notification, "level: 3\n"),
+        f"Authentication-Results: {BORDER}; {border_verdict}",
+    )
+    send_as(gw, raw, LEE, str(notification.message["Reply-To"]))
+
+
 def refusals(gw: Gateway, key: str = "ESC-000001") -> list[CaseEvent]:
     return [e for e in gw.events(case(gw, key)) if e.kind == "command_refused"]
 
@@ -127,12 +138,7 @@ def test_lower_authentication_results_with_our_id_is_ignored(strict: Gateway) ->
 
 
 def test_topmost_aligned_pass_is_accepted(strict: Gateway) -> None:
-    notification = open_case(strict)
-    raw = on_top(
-        reply(notification, "level: 3\n"),
-        f"Authentication-Results: {BORDER}; dkim=pass header.d=example.com",
-    )
-    send_as(strict, raw, LEE, str(notification.message["Reply-To"]))
+    lee_sets_level_3(strict, "dkim=pass header.d=example.com")
     assert case(strict).level == 3
     assert refusals(strict) == []
 
@@ -141,13 +147,7 @@ def test_topmost_aligned_pass_is_accepted(strict: Gateway) -> None:
 
 
 def test_dkim_pass_of_another_domain_is_refused(strict: Gateway) -> None:
-    notification = open_case(strict)
-    raw = on_top(
-        reply(notification, "level: 3\n"),
-        f"Authentication-Results: {BORDER}; dkim=pass header.d=evil.example; "
-        "dmarc=fail header.from=example.com",
-    )
-    send_as(strict, raw, LEE, str(notification.message["Reply-To"]))
+    lee_sets_level_3(strict, "dkim=pass header.d=evil.example; dmarc=fail header.from=example.com")
 
     assert case(strict).level == 2
     [refused] = refusals(strict)
@@ -159,13 +159,7 @@ def test_dkim_pass_of_another_domain_is_refused(strict: Gateway) -> None:
 
 
 def test_dmarc_pass_for_the_from_domain_is_accepted(strict: Gateway) -> None:
-    notification = open_case(strict)
-    raw = on_top(
-        reply(notification, "level: 3\n"),
-        f"Authentication-Results: {BORDER}; dkim=pass header.d=esp.example; "
-        "dmarc=pass header.from=example.com",
-    )
-    send_as(strict, raw, LEE, str(notification.message["Reply-To"]))
+    lee_sets_level_3(strict, "dkim=pass header.d=esp.example; dmarc=pass header.from=example.com")
     assert case(strict).level == 3
 
 
