@@ -15,33 +15,14 @@ share the content key (store/content_key.py) instead.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, insert
 
 from gateway.clock import Clock
+from gateway.ingest.raw_mail import content_hash, peek_message_id
 from store.db import Store
 from store.models import InboundItem
-
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-
-
-def peek_message_id(raw: bytes) -> str | None:
-    """The Message-ID from the header block, read without a full parse."""
-    header_end = re.search(rb"\r?\n\r?\n", raw)
-    head = raw[: header_end.start()] if header_end else raw
-    match = _MESSAGE_ID.search(head)
-    if match is None:
-        return None
-    value = match.group(1).decode("ascii", "replace").strip()
-    return value.strip("<>").strip() or None
-
-
-def content_hash(raw: bytes) -> str:
-    """sha256 of the exact bytes (not the content key: that leaves trace fields out)."""
-    return hashlib.sha256(raw).hexdigest()
 
 
 def _row(

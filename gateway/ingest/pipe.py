@@ -17,7 +17,6 @@ takes the full path, which migrates.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import store
+from gateway.ingest.raw_mail import content_hash, peek_message_id
 from gateway.ingest.wake import sqlite_file, wake_socket_path
 from store.sqlite_writers import connection_class_for
 
@@ -48,7 +48,6 @@ MIGRATIONS = Path(store.__file__).resolve().parent / "migrations" / "versions"
 _REVISION = re.compile(r"^revision(?:\s*:\s*\w+)?\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.MULTILINE)
 _QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
 class PipeConfigError(Exception):
@@ -109,16 +108,6 @@ def schema_heads(directory: Path = MIGRATIONS) -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
-def peek_message_id(raw: bytes) -> str | None:
-    header_end = re.search(rb"\r?\n\r?\n", raw)
-    head = raw[: header_end.start()] if header_end else raw
-    match = _MESSAGE_ID.search(head)
-    if match is None:
-        return None
-    value = match.group(1).decode("ascii", "replace").strip()
-    return value.strip("<>").strip() or None
-
-
 def pipe_row(
     raw: bytes, mail_from: str | None, rcpt_tos: list[str], now: datetime
 ) -> dict[str, Any]:
@@ -129,7 +118,7 @@ def pipe_row(
         "mail_from": mail_from,
         "rcpt_tos": list(rcpt_tos),
         "raw": raw,
-        "sha256": hashlib.sha256(raw).hexdigest(),
+        "sha256": content_hash(raw),
         "message_id": peek_message_id(raw),
         "state": "pending",
         "attempts": 0,

@@ -29,7 +29,8 @@ from gateway.clock import Clock
 from gateway.config.imap import ImapMailboxConfig
 from gateway.ingest.imap.connection import ImapFailure
 from gateway.ingest.imap.state import FolderPosition, load_position, record_position, save_position
-from gateway.ingest.inbound import content_hash, inbound_row, insert_rows
+from gateway.ingest.inbound import inbound_row, insert_rows
+from gateway.ingest.raw_mail import content_hash
 from store.db import Store
 from store.models import InboundItem
 

@@ -1,0 +1,29 @@
+"""What ingest reads from raw mail bytes without parsing them: the Message-ID and a hash.
+
+Imports only the standard library, because pipe ingest (gateway/ingest/pipe.py) uses
+it too and must start fast; the full path (gateway/ingest/inbound.py) shares it so the
+two write the same columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def peek_message_id(raw: bytes) -> str | None:
+    """The Message-ID from the header block, read without a full parse."""
+    header_end = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: header_end.start()] if header_end else raw
+    match = _MESSAGE_ID.search(head)
+    if match is None:
+        return None
+    value = match.group(1).decode("ascii", "replace").strip()
+    return value.strip("<>").strip() or None
+
+
+def content_hash(raw: bytes) -> str:
+    """sha256 of the exact bytes (not the content key: that leaves trace fields out)."""
+    return hashlib.sha256(raw).hexdigest()
