@@ -25,7 +25,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config.sections import LmtpListenerConfig, SmtpListenerConfig
-from gateway.ingest.smtp import InboundHandler
+from gateway.ingest.smtp import ControllerListener, InboundHandler
 
 log = logging.getLogger("gateway.lmtp")
 
@@ -81,7 +81,7 @@ class _UnixLmtpController(UnixSocketController):
         return server
 
 
-class LmtpListener:
+class LmtpListener(ControllerListener):
     def __init__(
         self, config: LmtpListenerConfig, smtp: SmtpListenerConfig, handler: LmtpHandler
     ) -> None:
@@ -107,20 +107,12 @@ class LmtpListener:
         host, port = server.sockets[0].getsockname()[:2]
         return f"{host}:{port}"
 
-    @property
-    def port(self) -> int:
-        server: Any = self.controller.server
-        return int(server.sockets[0].getsockname()[1])
-
     def start(self) -> None:
         self.controller.start()
         if self.config.socket:
             # The mail server's LMTP client runs as another user (postfix, Debian-exim).
             os.chmod(self.config.socket, self.config.socket_mode)
         log.info("LMTP listener on %s", self.address)
-
-    def is_running(self) -> bool:
-        return bool(self.controller.loop.is_running())
 
     def stop(self) -> None:
         self.controller.stop()

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import BaseThreadedController, Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.clock import Clock
@@ -157,7 +157,21 @@ def tls_context(config: SmtpListenerConfig) -> ssl.SSLContext | None:
     return context
 
 
-class SmtpListener:
+class ControllerListener:
+    """What the SMTP and LMTP listeners share: an aiosmtpd controller on its own thread."""
+
+    controller: BaseThreadedController
+
+    @property
+    def port(self) -> int:
+        server: Any = self.controller.server
+        return int(server.sockets[0].getsockname()[1])
+
+    def is_running(self) -> bool:
+        return bool(self.controller.loop.is_running())
+
+
+class SmtpListener(ControllerListener):
     def __init__(self, config: SmtpListenerConfig, handler: InboundHandler) -> None:
         self.config = config
         context = tls_context(config)
@@ -174,18 +188,10 @@ class SmtpListener:
             require_starttls=config.require_starttls and context is not None,
         )
 
-    @property
-    def port(self) -> int:
-        server: Any = self.controller.server
-        return int(server.sockets[0].getsockname()[1])
-
     def start(self) -> None:
         self.controller.start()
         tls = " with STARTTLS" if self.config.tls_cert_file else ""
         log.info("SMTP listener on %s:%s%s", self.config.host, self.port, tls)
-
-    def is_running(self) -> bool:
-        return bool(self.controller.loop.is_running())
 
     def stop(self) -> None:
         self.controller.stop()
