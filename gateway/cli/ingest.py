@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from gateway.cli.common import AddCommand, UserError, open_store
-from gateway.cli.ingest_once import ingest_mailboxes
+from gateway.cli.ingest_once import ingest_mailboxes, outcome_line
 from gateway.cli.pipe import (
     EX_OK,
     EX_TEMPFAIL,
@@ -23,7 +23,7 @@ from gateway.cli.pipe import (
     ProcessHere,
     add_pipe_arguments,
 )
-from gateway.clock import SystemClock
+from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.ingest.imap.connection import ImapFailure
 from gateway.ingest.inbound import store_inbound
@@ -44,6 +44,13 @@ def _read_input(path: str) -> bytes:
         raise UserError(f"{path}: {exc.strerror}") from None
 
 
+def _store(store: Store, raw: bytes, args: argparse.Namespace, clock: Clock) -> int:
+    """Commit one mail as `ingest` does, with the envelope given on the command line."""
+    return store_inbound(
+        store, raw, source="ingest", clock=clock, mail_from=args.mail_from, rcpt_tos=args.rcpt_tos
+    )
+
+
 def _process(
     config: GatewayConfig, store: Store, items: list[tuple[str, int]], deliver: bool
 ) -> None:
@@ -52,11 +59,7 @@ def _process(
     for path, item_id in items:
         outcome = worker.process_next(item_id)
         if outcome is not None:
-            print(
-                f"{path}: item {outcome.item_id} {outcome.state}"
-                f" {outcome.decision or ''} {outcome.case_key or ''}".rstrip()
-                + f": {outcome.detail}"
-            )
+            print(outcome_line(path, outcome))
     if deliver:
         OutboxSender(config.outbound, store, clock).deliver_due()
 
@@ -81,15 +84,7 @@ def process_here(handover: ProcessHere) -> int:
         store = open_store(config)
         items = list(handover.stored)
         for path, raw in handover.unstored:
-            item_id = store_inbound(
-                store,
-                raw,
-                source="ingest",
-                clock=SystemClock(),
-                mail_from=args.mail_from,
-                rcpt_tos=args.rcpt_tos,
-            )
-            items.append((path, item_id))
+            items.append((path, _store(store, raw, args, SystemClock())))
         must_store = False
         _process(config, store, items, deliver=not args.no_deliver)
     except Exception as exc:
@@ -121,15 +116,7 @@ def cmd_ingest(args: argparse.Namespace, config: GatewayConfig, source: str) -> 
     items = []
     for path in args.files or ([] if args.imap is not None else ["-"]):
         raw = _read_input(path)
-        item_id = store_inbound(
-            store,
-            raw,
-            source="ingest",
-            clock=clock,
-            mail_from=args.mail_from,
-            rcpt_tos=args.rcpt_tos,
-        )
-        items.append((path, item_id))
+        items.append((path, _store(store, raw, args, clock)))
     _process(config, store, items, deliver=not args.no_deliver)
     return 0
 

@@ -14,8 +14,17 @@ from gateway.config import GatewayConfig
 from gateway.config.imap import ImapMailboxConfig
 from gateway.ingest.imap.connection import ImapFailure, classify, close, connect
 from gateway.ingest.imap.sync import FolderSync
-from gateway.work.worker import Worker
+from gateway.work.worker import Outcome, Worker
 from store.db import Store
+
+
+def outcome_line(label: str, outcome: Outcome) -> str:
+    """One processed item as `ingest` prints it; label says where the mail came from."""
+    return (
+        f"{label}: item {outcome.item_id} {outcome.state}"
+        f" {outcome.decision or ''} {outcome.case_key or ''}".rstrip()
+        + f": {outcome.detail}"
+    )
 
 
 def ingest_once(
@@ -69,11 +78,7 @@ def ingest_mailboxes(
         def process(item_id: int, label: str = mailbox.source) -> None:
             outcome = worker.process_next(item_id)
             if outcome is not None:
-                report(
-                    f"{label}: item {outcome.item_id} {outcome.state}"
-                    f" {outcome.decision or ''} {outcome.case_key or ''}".rstrip()
-                    + f": {outcome.detail}"
-                )
+                report(outcome_line(label, outcome))
 
         total += len(ingest_once(mailbox, store, clock, process))
     return total
