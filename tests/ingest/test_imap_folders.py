@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from gateway.clock import FakeClock
 from store.db import Store
 from tests.support.dovecot import DovecotServer
-from tests.support.imap_gateway import PASSWORD, USER, ImapGateway, imap_config, urgent
+from tests.support.imap_gateway import PASSWORD, USER, ImapGateway, urgent
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
 
@@ -49,27 +47,10 @@ def acl_dovecot() -> Iterator[AclDovecot]:
         server.cleanup()
 
 
-@pytest.fixture
-def make_gateway(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> Iterator[Callable[..., ImapGateway]]:
-    started: list[ImapGateway] = []
-
-    def factory(server: DovecotServer, **overrides: Any) -> ImapGateway:
-        config = imap_config(store, smtp_sink, server, **overrides)
-        gateway = ImapGateway(config, store, clock, server).start()
-        started.append(gateway)
-        return gateway
-
-    yield factory
-    for gateway in started:
-        gateway.stop()
-
-
 def test_processed_and_quarantined_mail_is_moved_by_verdict(
-    make_gateway: Factory, dovecot_server: DovecotServer
+    imap_gateway_on: Factory, dovecot_server: DovecotServer
 ) -> None:
-    gateway = make_gateway(
+    gateway = imap_gateway_on(
         dovecot_server, processed_folder="Processed", quarantine_folder="Quarantine"
     )
     gateway.append(urgent())
@@ -90,16 +71,16 @@ def test_processed_and_quarantined_mail_is_moved_by_verdict(
 
 
 def test_mail_left_unmoved_by_an_earlier_run_is_moved_after_restart(
-    make_gateway: Factory, dovecot_server: DovecotServer, store: Store
+    imap_gateway_on: Factory, dovecot_server: DovecotServer, store: Store
 ) -> None:
     # The first run has no processed folder, as if it had stopped before moving.
-    first = make_gateway(dovecot_server)
+    first = imap_gateway_on(dovecot_server)
     first.append(urgent())
     first.wait_for_cases(1)
     first.wait_all_seen()
     first.stop()
 
-    second = make_gateway(dovecot_server, processed_folder="Processed")
+    second = imap_gateway_on(dovecot_server, processed_folder="Processed")
     wait_until(
         lambda: len(dovecot_server.folder_uids(USER, PASSWORD, "Processed")) == 1,
         what="leftover moved to Processed",
@@ -109,12 +90,12 @@ def test_mail_left_unmoved_by_an_earlier_run_is_moved_after_restart(
 
 @pytest.mark.parametrize("how", ["config", "acl"])
 def test_read_only_folder_is_watched_without_changing_it(
-    make_gateway: Factory, acl_dovecot: AclDovecot, how: str
+    imap_gateway_on: Factory, acl_dovecot: AclDovecot, how: str
 ) -> None:
     acl_dovecot.create_folder(USER, PASSWORD, "Shared")
     if how == "acl":
         acl_dovecot.make_read_only("Shared")
-    gateway = make_gateway(
+    gateway = imap_gateway_on(
         acl_dovecot,
         folder="Shared",
         read_only=how == "config",
@@ -138,16 +119,16 @@ def test_read_only_folder_is_watched_without_changing_it(
     assert position is not None and position.last_uid >= 1
 
     gateway.stop()
-    again = make_gateway(acl_dovecot, folder="Shared", read_only=how == "config")
+    again = imap_gateway_on(acl_dovecot, folder="Shared", read_only=how == "config")
     again.append(urgent(2), folder="INBOX")  # unrelated folder; Shared has nothing new
     wait_until(again.settled, what="restart to settle")
     assert again.cases() == 1 and len(again.items()) == 1  # progress came from the store
 
 
 def test_uidvalidity_change_rescans_without_duplicate_cases(
-    make_gateway: Factory, dovecot_server: DovecotServer, smtp_sink: SmtpSink
+    imap_gateway_on: Factory, dovecot_server: DovecotServer, smtp_sink: SmtpSink
 ) -> None:
-    gateway = make_gateway(dovecot_server)
+    gateway = imap_gateway_on(dovecot_server)
     gateway.append(urgent(1))
     gateway.append(urgent(2))
     gateway.wait_for_cases(2)

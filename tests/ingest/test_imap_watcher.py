@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from gateway.clock import FakeClock
 from store.db import Store
+from tests.ingest.conftest import ServerFactory
 from tests.support.dovecot import DovecotServer
 from tests.support.imap_gateway import ImapGateway, imap_config, urgent
 from tests.support.smtp_sink import SmtpSink
@@ -21,20 +23,9 @@ Factory = Callable[..., ImapGateway]
 
 
 @pytest.fixture
-def make_gateway(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock, dovecot_server: DovecotServer
-) -> Iterator[Factory]:
-    started: list[ImapGateway] = []
-
-    def factory(**overrides: Any) -> ImapGateway:
-        config = imap_config(store, smtp_sink, dovecot_server, **overrides)
-        gateway = ImapGateway(config, store, clock, dovecot_server).start()
-        started.append(gateway)
-        return gateway
-
-    yield factory
-    for gateway in started:
-        gateway.stop()
+def make_gateway(imap_gateway_on: ServerFactory, dovecot_server: DovecotServer) -> Factory:
+    """Gateways on the shared Dovecot: call with `[[imap]]` overrides only."""
+    return functools.partial(imap_gateway_on, dovecot_server)
 
 
 def test_mail_appended_during_idle_becomes_a_case_with_ack(make_gateway: Factory) -> None:
