@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, insert
 
 from gateway.clock import Clock
-from gateway.ingest.raw_mail import content_hash, peek_message_id
+from gateway.ingest.raw_mail import inbound_columns
 from store.db import Store
 from store.models import InboundItem
 
@@ -28,17 +28,7 @@ from store.models import InboundItem
 def _row(
     raw: bytes, source: str, clock: Clock, mail_from: str | None, rcpt_tos: Sequence[str]
 ) -> dict[str, object]:
-    return {
-        "received_at": clock.now(),
-        "source": source,
-        "mail_from": mail_from,
-        "rcpt_tos": list(rcpt_tos),
-        "raw": raw,
-        "sha256": content_hash(raw),
-        "message_id": peek_message_id(raw),
-        "state": "pending",
-        "attempts": 0,
-    }
+    return inbound_columns(raw, source, clock.now(), mail_from, rcpt_tos)
 
 
 def store_inbound(

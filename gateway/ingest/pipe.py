@@ -4,9 +4,10 @@ A mail server's pipe transport starts one process per mail, so this path imports
 neither SQLAlchemy, pydantic, Alembic nor anything that parses mail: the config file
 is read only for the store URL and the wake-up socket, and the row is written with
 the database driver itself (sqlite3, or psycopg for PostgreSQL). The row is the one
-`gateway.ingest.inbound.store_inbound` writes, column for column (a test holds the
-two together), and on SQLite the write takes its turn on the same kernel lock as
-every other writer (store/sqlite_writers.py).
+`gateway.ingest.inbound.store_inbound` writes, column for column (both build it
+with gateway/ingest/raw_mail.py, and a test holds the two together), and on SQLite
+the write takes its turn on the same kernel lock as every other writer
+(store/sqlite_writers.py).
 
 The schema is checked, not migrated: the revisions recorded in `alembic_version`
 must be the heads of the migrations shipped with this code. When they are not (a
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import store
-from gateway.ingest.raw_mail import content_hash, peek_message_id
+from gateway.ingest.raw_mail import inbound_columns
 from gateway.ingest.wake import sqlite_file, wake_socket_path
 from store.sqlite_writers import connection_class_for
 
@@ -112,17 +113,7 @@ def pipe_row(
     raw: bytes, mail_from: str | None, rcpt_tos: list[str], now: datetime
 ) -> dict[str, Any]:
     """The inbound item's columns, as `gateway.ingest.inbound.inbound_row` builds them."""
-    return {
-        "received_at": now.astimezone(UTC),
-        "source": "ingest",
-        "mail_from": mail_from,
-        "rcpt_tos": list(rcpt_tos),
-        "raw": raw,
-        "sha256": content_hash(raw),
-        "message_id": peek_message_id(raw),
-        "state": "pending",
-        "attempts": 0,
-    }
+    return inbound_columns(raw, "ingest", now.astimezone(UTC), mail_from, rcpt_tos)
 
 
 _COLUMNS = (

@@ -1,4 +1,4 @@
-"""What ingest reads from raw mail bytes without parsing them: the Message-ID and a hash.
+"""An inbound item's columns from the raw bytes, read without parsing the mail.
 
 Imports only the standard library, because pipe ingest (gateway/ingest/pipe.py) uses
 it too and must start fast; the full path (gateway/ingest/inbound.py) shares it so the
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
@@ -27,3 +30,24 @@ def peek_message_id(raw: bytes) -> str | None:
 def content_hash(raw: bytes) -> str:
     """sha256 of the exact bytes (not the content key: that leaves trace fields out)."""
     return hashlib.sha256(raw).hexdigest()
+
+
+def inbound_columns(
+    raw: bytes,
+    source: str,
+    received_at: datetime,
+    mail_from: str | None,
+    rcpt_tos: Sequence[str],
+) -> dict[str, Any]:
+    """The columns of one new, pending inbound item."""
+    return {
+        "received_at": received_at,
+        "source": source,
+        "mail_from": mail_from,
+        "rcpt_tos": list(rcpt_tos),
+        "raw": raw,
+        "sha256": content_hash(raw),
+        "message_id": peek_message_id(raw),
+        "state": "pending",
+        "attempts": 0,
+    }
