@@ -8,8 +8,6 @@ address, gets the customer's mail.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import select
 
 from gateway.cases.agents import OurPeople, customer_from_field
@@ -18,15 +16,11 @@ from gateway.config import GatewayConfig
 from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Simulation, mail, timeline_config
+from tests.support.timeline_sim import Simulation, at, mail, timeline_config
 
 SAM = "sam.agent@example.com"
 BOB = "bob@acme.example"
 ONCALL = "oncall@example.com"
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
 def template(customer: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -11,15 +11,11 @@ from gateway.clock import FakeClock
 from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Simulation, mail, timeline_config
+from tests.support.timeline_sim import Simulation, at, mail, timeline_config
 
 ALICE = "alice@acme.example"
 ANNA = "anna.am@example.com"
 HOURS = "09:00-17:00 UTC, Monday to Friday, except holidays"
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
 def test_friday_afternoon_acknowledgement_says_business_hours(

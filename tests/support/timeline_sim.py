@@ -33,6 +33,11 @@ OWNERS_L1 = [{"name": "Senior Agent", "email": "senior@example.com"}]
 SUPPORT_MANAGER = [{"name": "Support Manager", "email": "support-manager@example.com"}]
 
 
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment in November 2026 (UTC), the month every simulation runs in."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
 def timeline_config(
     store: Store, sink: SmtpSink, *, level_overrides: dict[int, dict[str, Any]] | None = None
 ) -> GatewayConfig:

@@ -7,24 +7,19 @@ while the audit said `status_sent`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from gateway.clock import FakeClock
-from gateway.config import AutoReplyConfig
 from store.db import Store
 from store.models import AutoReplyLog, Case, CaseEvent, OutboxMail
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Simulation, mail, timeline_config
+from tests.support.timeline_sim import Simulation, at, mail
 
 ALICE = "alice@acme.example"
 ANNA = "anna.am@example.com"
 HEAD = "head-of-support@example.com"
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
 def delivered(sim: Simulation, smtp_sink: SmtpSink) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
@@ -41,12 +36,9 @@ def delivered(sim: Simulation, smtp_sink: SmtpSink) -> dict[str, list[tuple[str,
 
 
 def test_a_customer_with_two_cases_gets_every_promised_mail(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    capped_sim: Callable[[int], Simulation], store: Store, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
-    config = timeline_config(store, smtp_sink).model_copy(
-        update={"auto_reply": AutoReplyConfig(max_per_address_per_hour=1)}
-    )
-    sim = Simulation(store, smtp_sink, clock, config)
+    sim = capped_sim(1)
     # Case A: urgent, with Acme's account manager copied (level 4, status every 2 h).
     checkout = sim.receive(
         mail(

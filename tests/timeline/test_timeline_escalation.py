@@ -11,8 +11,8 @@ from gateway.timeline.due_work import DueWork
 from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
-from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, at, open_level_two
+from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
+from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, open_level_two
 
 ONCALL = "oncall@example.com"
 HEAD = "head-of-support@example.com"
@@ -23,9 +23,8 @@ def at_s(day: int, hour: int, minute: int, second: int) -> datetime:
 
 
 def test_owner_never_responds_reminder_breach_and_escalation(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     key = open_level_two(sim)
     sim.run_until(at(23, 17, 5))
 
@@ -57,10 +56,7 @@ def test_owner_never_responds_reminder_breach_and_escalation(
     assert (case.level, case.owner_email, case.state) == (4, HEAD, "open")
 
 
-def test_owner_response_stops_reminder_and_breach(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+def test_owner_response_stops_reminder_and_breach(sim: Simulation, clock: FakeClock) -> None:
     key = open_level_two(sim)
     sim.clock.set(at(23, 14, 20))
     sim.commands.set_state(key, "acknowledged", actor=LEE, reason="called the customer")
@@ -82,9 +78,8 @@ def test_resolution_breach_tells_the_managers(
 
 
 def test_one_failing_case_is_retried_later_and_never_stops_the_others(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    sim: Simulation, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     first = open_level_two(sim)
     second = sim.receive(
         mail(sender=ALICE, cc=ANNA, subject="Invoices are wrong", message_id="m2@acme")

@@ -7,8 +7,8 @@ from datetime import timedelta
 from gateway.clock import FakeClock
 from store.db import Store
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
-from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, at, open_level_two, owner_replies
+from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
+from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, open_level_two, owner_replies
 
 
 def resolved_case(sim: Simulation) -> str:
@@ -33,10 +33,7 @@ def customer_reply(sim: Simulation, key: str, body: str, message_id: str) -> Non
     )
 
 
-def test_resolve_monitor_then_quiet_close(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+def test_resolve_monitor_then_quiet_close(sim: Simulation, smtp_sink: SmtpSink) -> None:
     key = resolved_case(sim)
     case = sim.case(key)
     assert case.state == "monitoring"
@@ -61,9 +58,8 @@ def test_resolve_monitor_then_quiet_close(
 
 
 def test_recurrence_during_monitoring_reopens_with_a_new_owner_deadline(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     key = resolved_case(sim)
     sim.run_until(at(24, 15))
     customer_reply(sim, key, "Sorry, the problem is back since 14:50.", "back1@acme")
@@ -85,9 +81,8 @@ def test_recurrence_during_monitoring_reopens_with_a_new_owner_deadline(
 
 
 def test_customer_confirmation_closes_early(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     key = resolved_case(sim)
     sim.clock.advance(timedelta(minutes=30))
     customer_reply(sim, key, "All good on our side, you can close it. Thanks!", "ok1@acme")
@@ -100,10 +95,7 @@ def test_customer_confirmation_closes_early(
     assert any("Thank you for confirming" in m.text for m in smtp_sink.mails)
 
 
-def test_not_resolved_is_not_a_confirmation(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+def test_not_resolved_is_not_a_confirmation(sim: Simulation) -> None:
     key = resolved_case(sim)
     customer_reply(sim, key, "It is not resolved for our EU shop.", "nr1@acme")
     assert sim.case(key).state == "open"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
@@ -11,15 +11,11 @@ from gateway.clock import FakeClock
 from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
+from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
 
 ALICE = "alice@acme.example"
 ANNA = "anna.am@example.com"
 LEE = "lee.lead@example.com"
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
 def open_level_two(sim: Simulation) -> str:
@@ -77,9 +73,8 @@ EXPECTED_THREE_DAYS = [
 
 
 def test_level_two_case_over_three_days_with_a_holiday(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     key = three_days(sim)
 
     assert sim.sent() == EXPECTED_THREE_DAYS
@@ -96,9 +91,8 @@ def test_level_two_case_over_three_days_with_a_holiday(
 
 
 def test_status_mail_threads_under_the_original_conversation(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     key = open_level_two(sim)
     owner_replies(sim, key, to_customer=False)
     sim.run_until(at(24, 14, 0))
@@ -112,17 +106,13 @@ def test_status_mail_threads_under_the_original_conversation(
 
 @pytest.mark.parametrize("restart_at", [at(24, 12, 30), at(24, 14, 30)])
 def test_restart_halfway_through_a_day_neither_duplicates_nor_misses(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock, restart_at: datetime
+    sim: Simulation, restart_at: datetime
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     three_days(sim, restart_at=restart_at)
     assert sim.sent() == EXPECTED_THREE_DAYS
 
 
-def test_no_status_mail_outside_business_hours(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+def test_no_status_mail_outside_business_hours(sim: Simulation) -> None:
     owner_replies(sim, open_level_two(sim), to_customer=False)
     sim.run_until(at(30, 23, 0))
     statuses = [s for s in sim.sent() if s.kind == "status_update"]
@@ -158,10 +148,9 @@ def test_six_hour_outage_sends_one_catch_up_mail(
 
 
 def test_status_mails_stop_counting_time_while_the_clock_is_far_ahead(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, clock: FakeClock
 ) -> None:
     """Ticks that find nothing due send nothing, however often they run."""
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     open_level_two(sim)
     count = len(sim.sent())
     for _ in range(20):
@@ -171,10 +160,9 @@ def test_status_mails_stop_counting_time_while_the_clock_is_far_ahead(
 
 
 def test_downtime_shorter_than_the_interval_still_gives_one_late_mail(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, clock: FakeClock
 ) -> None:
     """24x7, status every 4 h, daemon down 15:30-21:24 (issue 13, point 3)."""
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     clock.set(at(23, 14, 1))
     key = sim.receive(
         mail(sender=ALICE, subject="Outage: our system is down", message_id="out1@acme")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from gateway.clock import FakeClock
-from gateway.config import AutoReplyConfig
 from store.db import Store
 from store.models import AutoReplyLog, Case, CaseEvent
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, mail, timeline_config
+from tests.support.timeline_sim import Sent, Simulation, mail
 
 ALICE = "alice@acme.example"
 
@@ -21,12 +21,9 @@ def at(hour: int, minute: int = 0) -> datetime:
 
 
 def test_cap_holds_replies_but_no_status_mail_of_one_batch(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    capped_sim: Callable[[int], Simulation], store: Store, clock: FakeClock
 ) -> None:
-    config = timeline_config(store, smtp_sink).model_copy(
-        update={"auto_reply": AutoReplyConfig(max_per_address_per_hour=2)}
-    )
-    sim = Simulation(store, smtp_sink, clock, config)
+    sim = capped_sim(2)
     clock.set(at(12))
     for n in range(3):  # level 4 (24x7): status mail every 2 hours
         sim.receive(
@@ -50,9 +47,8 @@ def test_cap_holds_replies_but_no_status_mail_of_one_batch(
 
 
 def test_status_mail_threads_under_the_previous_one_within_a_batch(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     clock.set(at(12))
     key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="m1@acme"))
     assert key is not None
@@ -70,9 +66,8 @@ def test_status_mail_threads_under_the_previous_one_within_a_batch(
 
 
 def test_a_case_whose_timers_keep_failing_backs_off_without_overflow(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, store: Store, clock: FakeClock
 ) -> None:
-    sim = Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
     clock.set(at(12))
     key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="f@acme"))
     assert key is not None
