@@ -55,16 +55,13 @@ class CaseActions:
     ) -> Case | None:
         if decision.action == "open":
             return self.opening.open(session, decision, mail, item, now)
-        if decision.action == "upgrade":
-            assert decision.thread is not None
-            return self.upgrade(session, decision.thread.case, decision, mail, item, now)
-        if decision.action == "attach":
-            assert decision.thread is not None
-            return self.attach(session, decision.thread.case, decision, mail, item, now)
-        if decision.action == "command":
-            assert decision.thread is not None
-            return self.command(session, decision.thread.case, decision, mail, item, now)
-        return None
+        on_thread = {"upgrade": self.upgrade, "attach": self.attach, "command": self.command}
+        act = on_thread.get(decision.action)
+        if act is None:
+            return None
+        # These act on the case of the thread the mail belongs to.
+        assert decision.thread is not None
+        return act(session, decision.thread.case, decision, mail, item, now)
 
     def upgrade(
         self,
