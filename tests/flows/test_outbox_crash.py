@@ -16,13 +16,11 @@ issue (1,000 mails) is bench/bench_outbox_crash.py.
 from __future__ import annotations
 
 import random
-import smtplib
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -31,6 +29,7 @@ from store.db import Store
 from store.models import Case, OutboxMail
 from tests.outbound.smarthost import Smarthost
 from tests.support.mails import build_mail
+from tests.support.mta import RetryingMta
 from tests.support.run_daemon import RunDaemon
 from tests.support.waiting import wait_until
 
@@ -39,35 +38,13 @@ CLIENTS = 6
 RETRY_FOR = 120.0  # seconds a client keeps trying one mail, as an MTA's queue would
 
 
-@dataclass
-class Clients:
-    """Sends each mail until it gets a 250, as a sending MTA would."""
-
-    port: int
-    accepted: set[int] = field(default_factory=set)
-    retries: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def deliver(self, number: int) -> None:
-        raw = build_mail(
-            sender=f"Customer {number} <{customer(number)}>",
-            subject=f"URGENT: checkout down for shop {number}",
-            message_id=f"<burst-{number}@shop{number}.example>",
-        )
-        deadline = time.monotonic() + RETRY_FOR
-        while True:
-            try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
-                    client.sendmail(customer(number), ["support@example.com"], raw)
-                with self.lock:
-                    self.accepted.add(number)
-                return
-            except (OSError, smtplib.SMTPException):
-                if time.monotonic() > deadline:
-                    raise
-                with self.lock:
-                    self.retries += 1
-                time.sleep(0.1)
+def send_burst_mail(clients: RetryingMta, number: int) -> None:
+    raw = build_mail(
+        sender=f"Customer {number} <{customer(number)}>",
+        subject=f"URGENT: checkout down for shop {number}",
+        message_id=f"<burst-{number}@shop{number}.example>",
+    )
+    clients.deliver(number, customer(number), raw)
 
 
 def customer(number: int) -> str:
@@ -96,9 +73,9 @@ def crash_burst(
     )
     started = time.monotonic()
     daemon.start()
-    clients = Clients(daemon.port)
+    clients = RetryingMta([daemon.port], retry_for=RETRY_FOR)
     pool = ThreadPoolExecutor(CLIENTS)
-    sending = [pool.submit(clients.deliver, n) for n in range(mails)]
+    sending = [pool.submit(send_burst_mail, clients, n) for n in range(mails)]
 
     customers = {customer(n) for n in range(mails)}
 
@@ -133,7 +110,7 @@ def _unsent(store: Store) -> int:
 
 
 def _count(
-    store: Store, smarthost: Smarthost, clients: Clients, mails: int, kills: int, seconds: float
+    store: Store, smarthost: Smarthost, clients: RetryingMta, mails: int, kills: int, seconds: float
 ) -> CrashFigures:
     with store.session() as session:
         cases = Counter(session.scalars(select(Case.customer_email)))

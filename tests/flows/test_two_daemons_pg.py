@@ -12,11 +12,10 @@ The figures of a run are printed; `EG_TWO_DAEMON_MAILS=600` gives the bigger run
 
 from __future__ import annotations
 
+import functools
 import os
 import smtplib
 import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from store.db import Store
 from store.models import Case, InboundItem, OutboxMail
 from tests.support.databases import postgres_database
 from tests.support.mails import build_mail
+from tests.support.mta import AttemptFailed, RetryingMta
 from tests.support.run_daemon import RunDaemon
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
@@ -53,7 +53,7 @@ class Mail:
         return self.number % LOSE_REPLY_EVERY == 0
 
 
-class LostReply(Exception):
+class LostReply(AttemptFailed):
     """The reply to DATA arrived but was never read: the sender knows nothing."""
 
 
@@ -74,36 +74,11 @@ def _send_and_lose_reply(port: int, mail: Mail) -> None:
     raise LostReply
 
 
-class Sender:
-    """Delivers each mail like an MTA with two MX hosts, counting what happened."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.accepted = 0
-        self.retries = 0
-        self.lock = threading.Lock()
-
-    def deliver(self, mail: Mail) -> None:
-        deadline = time.monotonic() + RETRY_FOR
-        turn, delay, lose = mail.number, 0.1, mail.loses_first_reply
-        while True:
-            port = self.ports[turn % len(self.ports)]
-            try:
-                if lose:
-                    lose = False
-                    _send_and_lose_reply(port, mail)
-                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                    client.sendmail(mail.sender, ["support@example.com"], mail.raw)
-                with self.lock:
-                    self.accepted += 1
-                return
-            except (OSError, smtplib.SMTPException, LostReply):
-                if time.monotonic() > deadline:
-                    raise
-                with self.lock:
-                    self.retries += 1
-                time.sleep(delay)
-                delay, turn = min(2 * delay, 1.0), turn + 1
+def deliver(sender: RetryingMta, mail: Mail) -> None:
+    """Like an MTA with two MX hosts; some mails lose the reply to their first attempt."""
+    lose_reply = functools.partial(_send_and_lose_reply, mail=mail)
+    first_attempt = lose_reply if mail.loses_first_reply else None
+    sender.deliver(mail.number, mail.sender, mail.raw, first_attempt=first_attempt)
 
 
 @pytest.fixture
@@ -146,13 +121,13 @@ def test_two_daemons_one_killed_mid_burst_open_one_case_per_mail(
     )
     store = Store(store_url)
     mails = _mails()
-    sender = Sender([first.port, second.port])
+    sender = RetryingMta([first.port, second.port], retry_for=RETRY_FOR, longest_wait=1.0)
     try:
         first.start()
         second.start()
         with ThreadPoolExecutor(CLIENTS) as pool:
-            results = [pool.submit(sender.deliver, mail) for mail in mails]
-            wait_until(lambda: sender.accepted >= MAILS // 3, what="a third of the burst")
+            results = [pool.submit(deliver, sender, mail) for mail in mails]
+            wait_until(lambda: len(sender.accepted) >= MAILS // 3, what="a third of the burst")
             first.kill()
             first.start()
             for result in results:
@@ -165,7 +140,7 @@ def test_two_daemons_one_killed_mid_burst_open_one_case_per_mail(
         store.dispose()
     print(f"\ntwo daemons, {MAILS} mails, {sender.retries} retries: {figures}")
     logs = f"(daemon logs: {first.log}, {second.log})"
-    assert sender.accepted == MAILS
+    assert len(sender.accepted) == MAILS
     assert figures.stored_twice > 0, "no mail was stored twice: the run proved nothing"
     assert (figures.duplicate_cases, figures.doubled_acks) == (0, 0), f"{figures} {logs}"
     assert (figures.cases, figures.missing_acks) == (MAILS, 0), f"{figures} {logs}"
