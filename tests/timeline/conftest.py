@@ -1,8 +1,9 @@
-"""A simulation on the test's store, sink and clock, with the shared timeline config."""
+"""Simulations on the test's store, sink and clock, with the shared timeline config."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -12,23 +13,26 @@ from store.db import Store
 from tests.support.smtp_sink import SmtpSink
 from tests.support.timeline_sim import Simulation, timeline_config
 
-
-@pytest.fixture
-def sim(store: Store, smtp_sink: SmtpSink, clock: FakeClock) -> Simulation:
-    return Simulation(store, smtp_sink, clock, timeline_config(store, smtp_sink))
+SimFactory = Callable[..., Simulation]
 
 
 @pytest.fixture
-def capped_sim(store: Store, smtp_sink: SmtpSink, clock: FakeClock) -> Callable[[int], Simulation]:
-    """Call with a cap: the simulation sends each address at most that many auto-replies
-    an hour."""
+def make_sim(store: Store, smtp_sink: SmtpSink, clock: FakeClock) -> SimFactory:
+    """Call for a simulation with changes to the shared config: `level_overrides` as
+    timeline_config takes them, `reply_cap` the auto-replies an address gets an hour."""
 
-    def start(max_per_address_per_hour: int) -> Simulation:
-        config = timeline_config(store, smtp_sink).model_copy(
-            update={
-                "auto_reply": AutoReplyConfig(max_per_address_per_hour=max_per_address_per_hour)
-            }
-        )
+    def start(
+        *, level_overrides: dict[int, dict[str, Any]] | None = None, reply_cap: int | None = None
+    ) -> Simulation:
+        config = timeline_config(store, smtp_sink, level_overrides=level_overrides)
+        if reply_cap is not None:
+            cap = AutoReplyConfig(max_per_address_per_hour=reply_cap)
+            config = config.model_copy(update={"auto_reply": cap})
         return Simulation(store, smtp_sink, clock, config)
 
     return start
+
+
+@pytest.fixture
+def sim(make_sim: SimFactory) -> Simulation:
+    return make_sim()

@@ -7,8 +7,6 @@ while the audit said `status_sent`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import select
 
 from gateway.clock import FakeClock
@@ -16,6 +14,7 @@ from store.db import Store
 from store.models import AutoReplyLog, Case, CaseEvent, OutboxMail
 from tests.support.smtp_sink import SmtpSink
 from tests.support.timeline_sim import Simulation, at, mail
+from tests.timeline.conftest import SimFactory
 
 ALICE = "alice@acme.example"
 ANNA = "anna.am@example.com"
@@ -36,9 +35,9 @@ def delivered(sim: Simulation, smtp_sink: SmtpSink) -> dict[str, list[tuple[str,
 
 
 def test_a_customer_with_two_cases_gets_every_promised_mail(
-    capped_sim: Callable[[int], Simulation], store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    make_sim: SimFactory, store: Store, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
-    sim = capped_sim(1)
+    sim = make_sim(reply_cap=1)
     # Case A: urgent, with Acme's account manager copied (level 4, status every 2 h).
     checkout = sim.receive(
         mail(

@@ -8,10 +8,10 @@ import pytest
 
 from gateway.clock import FakeClock
 from gateway.timeline.due_work import DueWork
-from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
+from tests.support.timeline_sim import Sent, Simulation, at, mail
+from tests.timeline.conftest import SimFactory
 from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, open_level_two
 
 ONCALL = "oncall@example.com"
@@ -65,11 +65,8 @@ def test_owner_response_stops_reminder_and_breach(sim: Simulation, clock: FakeCl
     assert sim.case(key).state == "acknowledged"
 
 
-def test_resolution_breach_tells_the_managers(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
-) -> None:
-    config = timeline_config(store, smtp_sink, level_overrides={2: {"resolution": "2h"}})
-    sim = Simulation(store, smtp_sink, clock, config)
+def test_resolution_breach_tells_the_managers(make_sim: SimFactory) -> None:
+    sim = make_sim(level_overrides={2: {"resolution": "2h"}})
     key = open_level_two(sim)
     sim.commands.set_state(key, "investigating", actor=LEE)
     sim.run_until(at(23, 16, 30))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.clock import FakeClock
-from store.db import Store
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
+from tests.support.timeline_sim import Sent, Simulation, at, mail
+from tests.timeline.conftest import SimFactory
 from tests.timeline.test_timeline_status import ALICE, ANNA, LEE, open_level_two, owner_replies
 
 
@@ -102,10 +102,9 @@ def test_not_resolved_is_not_a_confirmation(sim: Simulation) -> None:
 
 
 def test_waiting_on_customer_pauses_the_resolution_clock(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    make_sim: SimFactory, clock: FakeClock
 ) -> None:
-    config = timeline_config(store, smtp_sink, level_overrides={2: {"resolution": "3h"}})
-    sim = Simulation(store, smtp_sink, clock, config)
+    sim = make_sim(level_overrides={2: {"resolution": "3h"}})
     key = open_level_two(sim)
     owner_replies(sim, key, to_customer=False)
     assert sim.case(key).resolution_due == at(23, 17)

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gateway.clock import FakeClock
-from store.db import Store
 from store.models import Case
 from tests.support.smtp_sink import SmtpSink
-from tests.support.timeline_sim import Sent, Simulation, at, mail, timeline_config
+from tests.support.timeline_sim import Sent, Simulation, at, mail
+from tests.timeline.conftest import SimFactory
 
 ALICE = "alice@acme.example"
 ANNA = "anna.am@example.com"
@@ -123,10 +123,9 @@ def test_no_status_mail_outside_business_hours(sim: Simulation) -> None:
 
 
 def test_six_hour_outage_sends_one_catch_up_mail(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    make_sim: SimFactory, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
-    config = timeline_config(store, smtp_sink, level_overrides={3: {"status_interval": "1h"}})
-    sim = Simulation(store, smtp_sink, clock, config)
+    sim = make_sim(level_overrides={3: {"status_interval": "1h"}})
     key = sim.receive(
         mail(sender=ALICE, subject="Outage: our system is down", message_id="out1@acme")
     )
@@ -187,11 +186,10 @@ def test_downtime_shorter_than_the_interval_still_gives_one_late_mail(
 
 
 def test_slot_missed_while_down_into_the_weekend_is_late_when_the_calendar_opens(
-    store: Store, smtp_sink: SmtpSink, clock: FakeClock
+    make_sim: SimFactory, smtp_sink: SmtpSink, clock: FakeClock
 ) -> None:
     """The daemon comes back after closing time: no mail then, a late one at opening."""
-    config = timeline_config(store, smtp_sink, level_overrides={2: {"status_interval": "2h"}})
-    sim = Simulation(store, smtp_sink, clock, config)
+    sim = make_sim(level_overrides={2: {"status_interval": "2h"}})
     clock.set(at(27, 14))  # Friday
     key = open_level_two(sim)
     sim.clock.set(at(27, 14, 10))

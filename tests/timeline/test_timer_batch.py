@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -12,6 +11,7 @@ from store.db import Store
 from store.models import AutoReplyLog, Case, CaseEvent
 from tests.support.smtp_sink import SmtpSink
 from tests.support.timeline_sim import Sent, Simulation, mail
+from tests.timeline.conftest import SimFactory
 
 ALICE = "alice@acme.example"
 
@@ -21,9 +21,9 @@ def at(hour: int, minute: int = 0) -> datetime:
 
 
 def test_cap_holds_replies_but_no_status_mail_of_one_batch(
-    capped_sim: Callable[[int], Simulation], store: Store, clock: FakeClock
+    make_sim: SimFactory, store: Store, clock: FakeClock
 ) -> None:
-    sim = capped_sim(2)
+    sim = make_sim(reply_cap=2)
     clock.set(at(12))
     for n in range(3):  # level 4 (24x7): status mail every 2 hours
         sim.receive(
