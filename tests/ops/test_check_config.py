@@ -5,6 +5,7 @@ files that override nothing, unknown time zones, missing paths."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -45,102 +46,76 @@ def templates(tmp_path: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def template_case(tmp_path: Path, name: str, text: str, problem: str) -> tuple[str, str]:
-    """A template_dir holding one override; `problem` is what follows its path."""
-    folder = templates(tmp_path, {name: text})
-    return f'template_dir = "{folder}"', f"template_dir: {folder}/{name}{problem}"
+@dataclass(frozen=True)
+class BadConfig:
+    """A config line that must be refused, and the problem check-config names.
+
+    In both, {tmp} stands for the test's folder and {folder} for the template_dir
+    holding `overrides` (template file name -> text)."""
+
+    body: str
+    problem: str
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def write(self, tmp_path: Path) -> tuple[str, str]:
+        folder = templates(tmp_path, self.overrides) if self.overrides else None
+        places = {"tmp": tmp_path, "folder": folder}
+        return self.body.format(**places), self.problem.format(**places)
 
 
-def case_undefined_variable(tmp_path: Path) -> tuple[str, str]:
-    return template_case(
-        tmp_path,
-        "acknowledgement.txt.j2",
-        UNDEFINED,
-        ":3: undefined variable: case has no "
+IN_TEMPLATE_DIR = 'template_dir = "{folder}"'
+CASES = {
+    "undefined_variable": BadConfig(
+        IN_TEMPLATE_DIR,
+        "template_dir: {folder}/acknowledgement.txt.j2:3: undefined variable: case has no "
         "attribute 'owner_fullname' (rendering acknowledgement for a sample case)",
-    )
-
-
-def case_undefined_in_partial(tmp_path: Path) -> tuple[str, str]:
+        {"acknowledgement.txt.j2": UNDEFINED},
+    ),
     # Only a render finds it: the override of the shared footer breaks every mail.
-    return template_case(
-        tmp_path,
-        "_footer.txt.j2",
-        "--\n{{ case_key }}\n",
-        ":2: undefined variable: 'case_key' is undefined "
+    "undefined_in_partial": BadConfig(
+        IN_TEMPLATE_DIR,
+        "template_dir: {folder}/_footer.txt.j2:2: undefined variable: 'case_key' is undefined "
         "(rendering acknowledgement for a sample case)",
-    )
-
-
-def case_misspelt_timezone(tmp_path: Path) -> tuple[str, str]:
-    return (
+        {"_footer.txt.j2": "--\n{{ case_key }}\n"},
+    ),
+    "misspelt_timezone": BadConfig(
         'timezone = "Europe/Berln"',
         "timezone: unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",
-    )
-
-
-def case_calendar_timezone(tmp_path: Path) -> tuple[str, str]:
-    return (
+    ),
+    "calendar_timezone": BadConfig(
         '[calendars.business]\ntimezone = "America/New_Yrok"',
         "calendars.business.timezone: unknown time zone 'America/New_Yrok' "
         "(did you mean 'America/New_York'?)",
-    )
-
-
-def case_missing_template_dir(tmp_path: Path) -> tuple[str, str]:
-    return (
-        f'template_dir = "{tmp_path}/templates"',
-        f"template_dir: {tmp_path}/templates does not exist",
-    )
-
-
-def case_override_matching_nothing(tmp_path: Path) -> tuple[str, str]:
-    return template_case(
-        tmp_path,
-        "acknowledgment.txt.j2",
-        "Hello {{ greeting_name }}\n",
-        ": matches no template the gateway uses "
+    ),
+    "missing_template_dir": BadConfig(
+        'template_dir = "{tmp}/templates"', "template_dir: {tmp}/templates does not exist"
+    ),
+    "override_matching_nothing": BadConfig(
+        IN_TEMPLATE_DIR,
+        "template_dir: {folder}/acknowledgment.txt.j2: matches no template the gateway uses "
         "(did you mean acknowledgement.txt.j2?); it would be ignored",
-    )
-
-
-def case_partial_nobody_includes(tmp_path: Path) -> tuple[str, str]:
+        {"acknowledgment.txt.j2": "Hello {{ greeting_name }}\n"},
+    ),
     # A partial counts only if some template includes it; this one was misspelt.
-    return template_case(
-        tmp_path,
-        "_fotter.txt.j2",
-        "--\n{{ case.key }}\n",
-        ": matches no template the gateway uses "
+    "partial_nobody_includes": BadConfig(
+        IN_TEMPLATE_DIR,
+        "template_dir: {folder}/_fotter.txt.j2: matches no template the gateway uses "
         "(did you mean _footer.txt.j2?); it would be ignored",
-    )
-
-
-def case_missing_password_file(tmp_path: Path) -> tuple[str, str]:
-    return (
-        f'[leads]\ntoken_secret_file = "{tmp_path}/secret"',
-        f"leads.token_secret_file: {tmp_path}/secret does not exist",
-    )
-
-
-CASES = [
-    case_undefined_variable,
-    case_undefined_in_partial,
-    case_misspelt_timezone,
-    case_calendar_timezone,
-    case_missing_template_dir,
-    case_override_matching_nothing,
-    case_partial_nobody_includes,
-    case_missing_password_file,
-]
+        {"_fotter.txt.j2": "--\n{{ case.key }}\n"},
+    ),
+    "missing_password_file": BadConfig(
+        '[leads]\ntoken_secret_file = "{tmp}/secret"',
+        "leads.token_secret_file: {tmp}/secret does not exist",
+    ),
+}
 
 
 @pytest.mark.parametrize("command", ["check-config", "run"])
-@pytest.mark.parametrize("make_case", CASES, ids=lambda f: f.__name__.removeprefix("case_"))
+@pytest.mark.parametrize("bad", CASES.values(), ids=CASES.keys())
 def test_config_that_would_fail_every_mail_is_one_line_exit_2(
-    tmp_path: Path, make_case: object, command: str
+    tmp_path: Path, bad: BadConfig, command: str
 ) -> None:
-    assert callable(make_case)
-    body, problem = make_case(tmp_path)
+    body, problem = bad.write(tmp_path)
     path = write_config(tmp_path, body)
     result = run_cli("--config", str(path), command, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -174,7 +149,7 @@ def test_production_rendering_is_strict_too(tmp_path: Path) -> None:
 
 
 def test_hot_reload_rejects_the_same_configs(tmp_path: Path) -> None:
-    body, problem = case_undefined_variable(tmp_path)
+    body, problem = CASES["undefined_variable"].write(tmp_path)
     path = write_config(tmp_path, body)
     with pytest.raises(ConfigError) as caught:
         load_snapshot(path)
