@@ -74,15 +74,20 @@ TEMPLATE_BODY = """Hi team,
 """
 
 
-def test_agent_template_opens_case_with_fields(gateway: Gateway) -> None:
+def send_agent_template(gateway: Gateway, sender: str) -> None:
+    """Sam, an agent of ours, escalates ticket 4711 with the filled-in template."""
     gateway.send(
         build_mail(
-            sender="Sam Agent <sam.agent@example.com>",
+            sender=sender,
             subject="ESCALATION - Exports time out - Ticket #4711",
             body=TEMPLATE_BODY,
         ),
         mail_from="sam.agent@example.com",
     )
+
+
+def test_agent_template_opens_case_with_fields(gateway: Gateway) -> None:
+    send_agent_template(gateway, "Sam Agent <sam.agent@example.com>")
     gateway.settle()
     [case] = gateway.cases()
     assert case.level == 3  # High -> 3 by the default priority map
@@ -177,14 +182,7 @@ def test_replies_thread_and_upgrade_but_never_downgrade(gateway: Gateway) -> Non
 
 
 def test_outlook_rewritten_subject_threads_by_ticket(gateway: Gateway) -> None:
-    gateway.send(
-        build_mail(
-            sender="sam.agent@example.com",
-            subject="ESCALATION - Exports time out - Ticket #4711",
-            body=TEMPLATE_BODY,
-        ),
-        mail_from="sam.agent@example.com",
-    )
+    send_agent_template(gateway, "sam.agent@example.com")
     gateway.settle()
     gateway.send(build_mail(subject="WG: Ticket #4711 exports still failing", body="FYI"))
     gateway.settle()

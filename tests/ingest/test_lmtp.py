@@ -61,6 +61,15 @@ def send_data(client: smtplib.LMTP, raw: bytes, recipients: int) -> list[tuple[i
     return [client.getreply() for _ in range(recipients)]
 
 
+def send_to_both(client: smtplib.LMTP, raw: bytes) -> list[tuple[int, bytes]]:
+    """One transaction from Alice to support@ and escalations@: a reply for each."""
+    client.ehlo_or_helo_if_needed()
+    client.mail("alice@acme.example")
+    client.rcpt("support@example.com")
+    client.rcpt("escalations@example.com")
+    return send_data(client, raw, 2)
+
+
 def test_one_recipient_through_smtplib_lmtp(listener: LmtpListener, store: Store) -> None:
     with smtplib.LMTP("127.0.0.1", listener.port, timeout=10) as client:
         refused = client.sendmail("alice@acme.example", ["support@example.com"], MAIL)
@@ -92,11 +101,7 @@ def test_each_recipient_gets_its_own_reply_and_unknown_ones_550(
 def test_too_big_mail_gets_552_once_per_recipient(listener: LmtpListener, store: Store) -> None:
     big = build_mail(body="x" * 30_000)
     with smtplib.LMTP("127.0.0.1", listener.port, timeout=10) as client:
-        client.ehlo_or_helo_if_needed()
-        client.mail("alice@acme.example")
-        client.rcpt("support@example.com")
-        client.rcpt("escalations@example.com")
-        replies = send_data(client, big, 2)
+        replies = send_to_both(client, big)
         assert client.noop() == (250, b"OK")
     assert [code for code, _ in replies] == [552, 552]
     assert stored(store) == []
@@ -109,11 +114,7 @@ def test_store_failure_answers_451_per_recipient_and_the_retry_is_kept(
         connection.execute(text("ALTER TABLE inbound_items RENAME TO inbound_items_away"))
     try:
         with smtplib.LMTP("127.0.0.1", listener.port, timeout=10) as client:
-            client.ehlo_or_helo_if_needed()
-            client.mail("alice@acme.example")
-            client.rcpt("support@example.com")
-            client.rcpt("escalations@example.com")
-            replies = send_data(client, MAIL, 2)
+            replies = send_to_both(client, MAIL)
     finally:
         with store.engine.begin() as connection:
             connection.execute(text("ALTER TABLE inbound_items_away RENAME TO inbound_items"))
