@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import inherited_env, run_gateway
-from tests.support.mails import build_mail, send
+from tests.support.cli import run_gateway, send_once_listening, start_run
+from tests.support.mails import build_mail
 from tests.support.smtp_sink import free_port
 from tests.support.waiting import wait_until
 
@@ -120,22 +119,9 @@ def test_unparseable_input_is_quarantined_not_answered(workdir: Path) -> None:
 def test_run_accepts_mail_and_stops_cleanly_on_sigterm(workdir: Path) -> None:
     config = (workdir / "escalation-gateway.toml").read_text()
     port = int(config.split("port = ")[1].split()[0])
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run"],
-        cwd=workdir,
-        env=inherited_env(),
-        stderr=subprocess.PIPE,
-    )
+    daemon = start_run(workdir)
     try:
-
-        def listening() -> bool:
-            try:
-                send(port, build_mail(subject="URGENT: daemon test"))
-            except OSError:
-                return False
-            return True
-
-        wait_until(listening, what="daemon to listen", timeout=30)
+        send_once_listening(port, build_mail(subject="URGENT: daemon test"))
         wait_until(
             lambda: (
                 (workdir / "out" / "new").is_dir()

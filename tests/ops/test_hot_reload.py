@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,11 +15,10 @@ from gateway.daemon import Daemon
 from gateway.ops.reload import ConfigReloader, load_snapshot
 from store.db import Store
 from store.models import InboundItem
+from tests.support.cli import send_once_listening, start_run
 from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import SmtpSink, free_port
 from tests.support.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 GDPR_RULE = """
 [[rules]]
@@ -144,23 +140,10 @@ def test_sighup_with_broken_config_keeps_the_daemon_running(tmp_path: Path) -> N
         f'[outbound]\nmaildir = "{tmp_path}/out"\n[monitoring]\nenabled = false\n'
     )
     path.write_text(base)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stderr=subprocess.PIPE,
-    )
+    daemon = start_run(tmp_path)
     out = tmp_path / "out" / "new"
     try:
-
-        def listening() -> bool:
-            try:
-                send(smtp_port, build_mail(subject="URGENT: before reload"))
-            except OSError:
-                return False
-            return True
-
-        wait_until(listening, what="daemon to listen", timeout=30)
+        send_once_listening(smtp_port, build_mail(subject="URGENT: before reload"))
         wait_until(lambda: out.is_dir() and len(list(out.iterdir())) == 2, what="first replies")
         path.write_text(base + BROKEN_RULE)
         daemon.send_signal(signal.SIGHUP)

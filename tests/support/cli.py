@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.mails import send
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Nothing of the caller's environment but a PATH: the command must not lean on it.
@@ -53,3 +56,26 @@ def run_gateway_text(
         args, cwd=cwd, timeout=timeout, env=env, text=True
     )
     return result
+
+
+def start_run(cwd: Path) -> subprocess.Popen[bytes]:
+    """`python -m gateway run` in `cwd`, its config found there; stderr kept for the test."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run"],
+        cwd=cwd,
+        env=inherited_env(),
+        stderr=subprocess.PIPE,
+    )
+
+
+def send_once_listening(port: int, raw: bytes) -> None:
+    """Send `raw` by SMTP as soon as a starting daemon accepts it on `port` (30 s at most)."""
+
+    def sent() -> bool:
+        try:
+            send(port, raw)
+        except OSError:
+            return False
+        return True
+
+    wait_until(sent, what="daemon to listen", timeout=30)
