@@ -24,7 +24,14 @@ from gateway.clock import FakeClock
 from store.db import Store
 from store.models import CaseEvent, Setting
 from tests.conftest import make_config
-from tests.flows.test_lead_commands_smtp import ALICE, LEE, case, open_case, send_as
+from tests.flows.test_lead_commands_smtp import (
+    ALICE,
+    LEE,
+    case,
+    lead_reply,
+    open_case,
+    send_as,
+)
 from tests.support.gateway import Gateway, only
 from tests.support.mails import build_mail
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
@@ -58,30 +65,6 @@ def watched(store: Store, smtp_sink: SmtpSink, clock: FakeClock) -> Iterator[Gat
     gw.daemon.stop()
 
 
-def reply(
-    answered: ReceivedMail,
-    body: str,
-    *,
-    sender: str = f"Lee Lead <{LEE}>",
-    to: str | None = None,
-    cc: str | None = None,
-    message_id: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> bytes:
-    """A reply to one of our mails, as a mail client writes it."""
-    return build_mail(
-        sender=sender,
-        to=to or str(answered.message["Reply-To"]),
-        cc=cc,
-        subject=f"RE: {answered.subject}",
-        in_reply_to=str(answered.message["Message-ID"]),
-        references=str(answered.message["Message-ID"]),
-        body=body,
-        message_id=message_id,
-        headers=headers,
-    )
-
-
 def on_top(raw: bytes, *fields: str) -> bytes:
     """The mail as our border hands it on: the fields it adds sit above all others."""
     return b"".join(f"{field}\r\n".encode() for field in fields) + raw
@@ -92,7 +75,7 @@ def lee_sets_level_3(gw: Gateway, border_verdict: str) -> None:
     that answer is on top."""
     notification = open_case(gw)
     raw = on_top(
-        reply(notification, "level: 3\n"),
+        lead_reply(notification, "level: 3\n"),
         f"Authentication-Results: {BORDER}; {border_verdict}",
     )
     send_as(gw, raw, LEE, str(notification.message["Reply-To"]))
@@ -114,7 +97,7 @@ def test_lower_authentication_results_with_our_id_is_ignored(strict: Gateway) ->
     reply_to = str(notification.message["Reply-To"])
     # The sender wrote a passing result in our border's name; the border added its own
     # (a failure) on top, as every MTA prepends.
-    raw = reply(
+    raw = lead_reply(
         notification,
         "level: 3\n",
         headers={"Authentication-Results": f"{BORDER}; dkim=pass header.d=example.com"},
@@ -168,14 +151,14 @@ def test_dmarc_pass_for_the_from_domain_is_accepted(strict: Gateway) -> None:
 
 def test_replayed_command_mail_does_nothing(gateway: Gateway) -> None:
     notification = open_case(gateway)
-    raw = reply(notification, "level: 3\n")
+    raw = lead_reply(notification, "level: 3\n")
     send_as(gateway, raw, LEE, str(notification.message["Reply-To"]))
     assert (case(gateway).level, case(gateway).owner_email) == (3, "oncall@example.com")
     # The new owner moves it back, so a replay would visibly move it again.
     handover = gateway.sink.to("oncall@example.com")[-1]
     send_as(
         gateway,
-        reply(handover, "level: 2\n", sender="On-call Engineer <oncall@example.com>"),
+        lead_reply(handover, "level: 2\n", sender="On-call Engineer <oncall@example.com>"),
         "oncall@example.com",
         str(handover.message["Reply-To"]),
     )
@@ -187,7 +170,7 @@ def test_replayed_command_mail_does_nothing(gateway: Gateway) -> None:
     send_as(gateway, again, LEE, str(notification.message["Reply-To"]))
     # A kept copy with the same Message-ID and other commands.
     message_id = str(email.message_from_bytes(raw)["Message-ID"])
-    tampered = reply(notification, "level: 4\nclose\n", message_id=message_id)
+    tampered = lead_reply(notification, "level: 4\nclose\n", message_id=message_id)
     send_as(gateway, tampered, LEE, str(notification.message["Reply-To"]))
 
     current = case(gateway)
@@ -243,13 +226,13 @@ def test_refusal_goes_only_to_the_lead_it_names(gateway: Gateway) -> None:
 def test_token_copied_to_the_customer_stops_working(gateway: Gateway) -> None:
     notification = open_case(gateway)
     reply_to = str(notification.message["Reply-To"])
-    copied = reply(notification, "status: investigating\n", cc=f"Alice <{ALICE}>")
+    copied = lead_reply(notification, "status: investigating\n", cc=f"Alice <{ALICE}>")
     send_as(gateway, copied, LEE, reply_to)
     assert case(gateway).state == "investigating"
     confirmation = gateway.sink.to(LEE)[-1]
 
     # Alice now holds Lee's token (in To and References) and forges Lee's From.
-    forged = reply(notification, "resolve\n")
+    forged = lead_reply(notification, "resolve\n")
     send_as(gateway, forged, ALICE, reply_to)
     assert case(gateway).state == "investigating"
     [refused] = refusals(gateway)
@@ -259,14 +242,16 @@ def test_token_copied_to_the_customer_stops_working(gateway: Gateway) -> None:
     assert str(confirmation.message["Reply-To"]) != reply_to
 
     # Lee's own next reply, to the confirmation, carries a fresh token and works.
-    send_as(gateway, reply(confirmation, "resolve\n"), LEE, str(confirmation.message["Reply-To"]))
+    send_as(
+        gateway, lead_reply(confirmation, "resolve\n"), LEE, str(confirmation.message["Reply-To"])
+    )
     assert case(gateway).state == "monitoring"
 
 
 def test_token_works_only_from_the_address_it_was_sent_to(gateway: Gateway) -> None:
     notification = open_case(gateway)  # to Lee
     manager = "support-manager@example.com"  # a level 2 manager: a role on the case
-    raw = reply(notification, "resolve\n", sender=f"Support Manager <{manager}>")
+    raw = lead_reply(notification, "resolve\n", sender=f"Support Manager <{manager}>")
     send_as(gateway, raw, manager, str(notification.message["Reply-To"]))
     assert case(gateway).state == "open"
     [refused] = refusals(gateway)
@@ -275,7 +260,9 @@ def test_token_works_only_from_the_address_it_was_sent_to(gateway: Gateway) -> N
 
 def test_staff_mail_to_several_people_carries_a_token_each(gateway: Gateway) -> None:
     notification = open_case(gateway)
-    send_as(gateway, reply(notification, "level: 3\n"), LEE, str(notification.message["Reply-To"]))
+    send_as(
+        gateway, lead_reply(notification, "level: 3\n"), LEE, str(notification.message["Reply-To"])
+    )
     manager = "support-manager@example.com"  # level 2's manager is told of the move
 
     def moved(mails: list[ReceivedMail]) -> ReceivedMail:
@@ -285,7 +272,7 @@ def test_staff_mail_to_several_people_carries_a_token_each(gateway: Gateway) -> 
     assert (to_lee.rcpt_tos, to_manager.rcpt_tos) == ([LEE], [manager])
     assert to_lee.message["Reply-To"] != to_manager.message["Reply-To"]
     # Lee cannot use the manager's copy.
-    send_as(gateway, reply(to_manager, "close\n"), LEE, str(to_manager.message["Reply-To"]))
+    send_as(gateway, lead_reply(to_manager, "close\n"), LEE, str(to_manager.message["Reply-To"]))
     assert case(gateway).state != "closed"
     assert f"the reply token was sent to {manager}" in refusals(gateway)[-1].detail
 
@@ -305,7 +292,7 @@ def test_old_shared_token_is_refused_with_a_way_forward(gateway: Gateway) -> Non
     notice = gateway.sink.to(LEE)[-1]
     assert "the reply address is of the old kind, shared by everyone on ESC-000001" in notice.text
     # The refusal is staff mail with Lee's own token: replying to it works.
-    send_as(gateway, reply(notice, "resolve\n"), LEE, str(notice.message["Reply-To"]))
+    send_as(gateway, lead_reply(notice, "resolve\n"), LEE, str(notice.message["Reply-To"]))
     assert case(gateway).state == "monitoring"
 
 
@@ -315,7 +302,7 @@ def test_old_shared_token_is_refused_with_a_way_forward(gateway: Gateway) -> Non
 def test_reply_whose_commands_all_failed_is_no_first_response(gateway: Gateway) -> None:
     notification = open_case(gateway)
     body = "level: 5\nstatus: sleeping\neta: whenever\nowner: nobody@example.com\n"
-    send_as(gateway, reply(notification, body), LEE, str(notification.message["Reply-To"]))
+    send_as(gateway, lead_reply(notification, body), LEE, str(notification.message["Reply-To"]))
     current = case(gateway)
     assert current.first_responded_at is None
     assert current.state == "open"
@@ -325,7 +312,7 @@ def test_reply_whose_commands_all_failed_is_no_first_response(gateway: Gateway) 
 
 def test_failed_reply_copied_to_the_customer_is_a_first_response(gateway: Gateway) -> None:
     notification = open_case(gateway)
-    raw = reply(notification, "level: 5\n", cc=f"Alice <{ALICE}>")
+    raw = lead_reply(notification, "level: 5\n", cc=f"Alice <{ALICE}>")
     send_as(gateway, raw, LEE, str(notification.message["Reply-To"]))
     assert case(gateway).first_responded_at is not None
 
@@ -361,7 +348,7 @@ def test_refusals_are_warnings_and_counted(
         body="resolve\n",
     )
     send_as(watched, stranger, MALLORY, "support+ESC-000001.000000000000@example.com")
-    send_as(watched, reply(notification, "ack\n"), LEE, str(notification.message["Reply-To"]))
+    send_as(watched, lead_reply(notification, "ack\n"), LEE, str(notification.message["Reply-To"]))
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2

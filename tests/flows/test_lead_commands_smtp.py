@@ -53,21 +53,28 @@ def open_case(gateway: Gateway, subject: str = "Invoice export broken") -> Recei
 
 
 def lead_reply(
-    notification: ReceivedMail,
+    answered: ReceivedMail,
     body: str,
     *,
     sender: str = f"Lee Lead <{LEE}>",
     html: str | None = None,
     to: str | None = None,
+    cc: str | None = None,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> bytes:
+    """A reply to one of our mails, as a mail client writes it."""
     return build_mail(
         sender=sender,
-        to=to or str(notification.message["Reply-To"]),
-        subject=f"RE: {notification.subject}",
-        in_reply_to=str(notification.message["Message-ID"]),
-        references=str(notification.message["Message-ID"]),
+        to=to or str(answered.message["Reply-To"]),
+        cc=cc,
+        subject=f"RE: {answered.subject}",
+        in_reply_to=str(answered.message["Message-ID"]),
+        references=str(answered.message["Message-ID"]),
         body=body,
         html=html,
+        message_id=message_id,
+        headers=headers,
     )
 
 
