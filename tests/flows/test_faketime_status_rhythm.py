@@ -17,12 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-
-import pytest
 
 from tests.support.mails import build_mail, send
 from tests.support.smtp_sink import ReceivedMail, SmtpSink, free_port
@@ -62,14 +59,6 @@ tick_interval = "1s"
         + "".join(LEVELS.format(n=n) for n in (1, 2, 3, 4))
     )
     return path
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _libfaketime() -> str:
@@ -119,32 +108,32 @@ def _status_mails(sink: SmtpSink) -> list[ReceivedMail]:
 
 
 def test_after_downtime_one_late_update_then_the_normal_rhythm(
-    tmp_path: Path, sink: SmtpSink
+    tmp_path: Path, smtp_sink: SmtpSink
 ) -> None:
     smtp_port = free_port()
-    config = _config(tmp_path, smtp_port, sink.port)
+    config = _config(tmp_path, smtp_port, smtp_sink.port)
     first = _start(config, datetime(2026, 11, 30, 14, 0))
     try:
         _wait_for_port(smtp_port)
         send(smtp_port, build_mail(subject="Our data was corrupted", body="Please help.\n"))
-        acknowledgement, _notification = sink.wait_for(2, timeout=30)
+        acknowledgement, _notification = smtp_sink.wait_for(2, timeout=30)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     opened = _sent_at(acknowledgement)
-    assert _status_mails(sink) == []
+    assert _status_mails(smtp_sink) == []
 
     # Down for six simulated hours: the first update (opened + 4 h) fell due meanwhile.
     second = _start(config, (opened + timedelta(hours=6)).replace(tzinfo=None))
     try:
         deadline = time.monotonic() + 30
-        while len(_status_mails(sink)) < 2 and time.monotonic() < deadline:
+        while len(_status_mails(smtp_sink)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
-    status = _status_mails(sink)
-    seen = [(str(_sent_at(m)), m.text.splitlines()[2:4]) for m in sink.mails]
+    status = _status_mails(smtp_sink)
+    seen = [(str(_sent_at(m)), m.text.splitlines()[2:4]) for m in smtp_sink.mails]
     assert len(status) >= 2, f"{len(status)} status mails after the restart: {seen}"
     catch_up, following = status[0], status[1]
     assert "updates were delayed" in catch_up.text
