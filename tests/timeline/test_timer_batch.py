@@ -20,6 +20,14 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, 23, hour, minute, tzinfo=UTC)
 
 
+def checkout_down_at_noon(sim: Simulation, message_id: str) -> str:
+    """Alice reports an urgent outage at 12:00: a level-4 case, status every 2 hours."""
+    sim.clock.set(at(12))
+    key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id=message_id))
+    assert key is not None
+    return key
+
+
 def test_cap_holds_replies_but_no_status_mail_of_one_batch(
     make_sim: SimFactory, store: Store, clock: FakeClock
 ) -> None:
@@ -47,11 +55,9 @@ def test_cap_holds_replies_but_no_status_mail_of_one_batch(
 
 
 def test_status_mail_threads_under_the_previous_one_within_a_batch(
-    sim: Simulation, smtp_sink: SmtpSink, clock: FakeClock
+    sim: Simulation, smtp_sink: SmtpSink
 ) -> None:
-    clock.set(at(12))
-    key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="m1@acme"))
-    assert key is not None
+    checkout_down_at_noon(sim, "m1@acme")
     sim.run_until(at(16, 1))
     to_alice = smtp_sink.to(ALICE)
     assert [s.kind for s in sim.sent() if s.to == (ALICE,)] == [
@@ -66,11 +72,9 @@ def test_status_mail_threads_under_the_previous_one_within_a_batch(
 
 
 def test_a_case_whose_timers_keep_failing_backs_off_without_overflow(
-    sim: Simulation, store: Store, clock: FakeClock
+    sim: Simulation, store: Store
 ) -> None:
-    clock.set(at(12))
-    key = sim.receive(mail(sender=ALICE, subject="URGENT: checkout down", message_id="f@acme"))
-    assert key is not None
+    key = checkout_down_at_noon(sim, "f@acme")
     with store.transaction() as session:
         case_id = sim.case(key).id
         session.get_one(Case, case_id).timer_failures = 200  # far past 2**47 seconds
