@@ -13,7 +13,6 @@ from store.migrate import alembic_config
 from store.models import Case, InboundItem, LeadCommand
 from tests.support.mails import build_mail
 
-
 # The columns a case had at 0001, spelled out: later revisions may add more.
 _CASE_COLUMNS = (
     "id",
