@@ -28,7 +28,9 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "escalation-gateway.toml").write_text(
         f'[store]\nurl = "sqlite:///{tmp_path}/gw.db"\n'
         f'[outbound]\nmaildir = "{tmp_path}/out"\n'
-        f"[smtp]\nport = {free_port()}\n" + ACCOUNTS
+        f"[smtp]\nport = {free_port()}\n"
+        # Not the default 9125: another gateway on this machine may hold it.
+        f"[monitoring]\nport = {free_port()}\n" + ACCOUNTS
     )
     return tmp_path
 
