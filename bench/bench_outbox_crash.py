@@ -44,13 +44,15 @@ def fresh_store(backend: str, folder: Path) -> Iterator[Store]:
         store.dispose()
 
 
-def one_run(backend: str, mails: int, kills: int, delay: float) -> CrashFigures:
+def one_run(backend: str, mails: int, kills: int, delay: float, processes: int) -> CrashFigures:
     with (
         tempfile.TemporaryDirectory() as folder,
         fresh_store(backend, Path(folder)) as store,
         Smarthost(delay=delay) as smarthost,
     ):
-        return crash_burst(store, Path(folder), smarthost, mails=mails, kills=kills)
+        return crash_burst(
+            store, Path(folder), smarthost, mails=mails, kills=kills, worker_processes=processes
+        )
 
 
 def main() -> int:
@@ -60,21 +62,27 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--smarthost-delay", type=float, default=0.003, help="seconds per DATA")
+    parser.add_argument("--worker-processes", type=int, default=0, help="[worker] processes")
     args = parser.parse_args()
 
-    baseline = one_run(args.backend, args.mails, 0, args.smarthost_delay)
+    baseline = one_run(args.backend, args.mails, 0, args.smarthost_delay, args.worker_processes)
     print(f"baseline (no kill): {baseline}")
-    columns = "accepted lost_cases duplicate_cases missing_acks duplicate_acks duplicate_other time"
+    columns = (
+        "accepted lost_cases duplicate_cases missing_acks duplicate_acks duplicate_other"
+        " time; first copy of each repeat, ms from the kill"
+    )
     print(f"{args.backend}, {args.mails} mails, {args.kills} kills per run")
     print(f"run  {columns}")
     bad = 0
     for run in range(1, args.runs + 1):
-        f = one_run(args.backend, args.mails, args.kills, args.smarthost_delay)
+        f = one_run(
+            args.backend, args.mails, args.kills, args.smarthost_delay, args.worker_processes
+        )
         ratio = f.seconds / baseline.seconds
         print(
             f"{run:>3}  {f.accepted:>8} {f.lost_cases:>10} {f.duplicate_cases:>15} "
             f"{f.missing_acks:>12} {f.duplicate_acks:>14} {f.duplicate_other_mail:>15} "
-            f"{f.seconds:6.1f}s = {ratio:.2f}x baseline"
+            f"{f.seconds:6.1f}s = {ratio:.2f}x baseline; {list(f.repeat_offsets_ms)}"
         )
         bad += f.lost_cases + f.duplicate_cases + f.missing_acks + (f.accepted != args.mails)
     return 1 if bad else 0

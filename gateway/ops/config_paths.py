@@ -47,6 +47,14 @@ def path_problems(config: GatewayConfig) -> list[tuple[str, str]]:
             problems.append(("template_dir", f"{folder} does not exist"))
         elif not folder.is_dir():
             problems.append(("template_dir", f"{folder} is not a directory"))
+    journal = config.outbound.sent_journal_dir
+    if journal and os.path.exists(journal) and not os.path.isdir(journal):
+        problems.append(("outbound.sent_journal_dir", f"{journal} is not a directory"))
+    elif journal and not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
+        # Its own folder is created at start, as a private one; never its parents.
+        problems.append(
+            ("outbound.sent_journal_dir", f"folder {os.path.dirname(journal)} does not exist")
+        )
     database_folder = _sqlite_folder(config.store.url)
     if database_folder is not None and not os.path.isdir(database_folder):
         # SQLite creates the file, never its folder.

@@ -27,13 +27,17 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def write_config(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "gateway.toml"
+    maildir = f'maildir = "{tmp_path}/out"\n'
+    # A body with its own [outbound] gets the maildir key there: TOML has one per table.
+    outbound = "" if "[outbound]" in body else "[outbound]\n" + maildir
+    body = body.replace("[outbound]\n", "[outbound]\n" + maildir)
     # Free ports, so a `run` that wrongly got past the checks could not hide behind
     # a port already in use.
     path.write_text(
         body
         + f'\n[store]\nurl = "sqlite:///{tmp_path}/gw.db"\n'
         + f"[smtp]\nport = {free_port()}\n[monitoring]\nport = {free_port()}\n"
-        + f'[outbound]\nmaildir = "{tmp_path}/out"\n'
+        + outbound
     )
     return path
 
@@ -102,6 +106,10 @@ CASES = {
         "template_dir: {folder}/_fotter.txt.j2: matches no template the gateway uses "
         "(did you mean _footer.txt.j2?); it would be ignored",
         {"_fotter.txt.j2": "--\n{{ case.key }}\n"},
+    ),
+    "sent_journal_under_nothing": BadConfig(
+        '[outbound]\nsent_journal_dir = "{tmp}/run/gateway"',
+        "outbound.sent_journal_dir: folder {tmp}/run does not exist",
     ),
     "missing_password_file": BadConfig(
         '[leads]\ntoken_secret_file = "{tmp}/secret"',

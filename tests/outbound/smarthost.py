@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -50,8 +52,12 @@ class _Handler:
             self.smarthost.accepted[message_id] += 1
             self.smarthost.raw.append(raw)
             self.smarthost.deliveries.append((message_id, tuple(envelope.rcpt_tos)))
+            self.smarthost.accepted_at.append((message_id, time.monotonic()))
             for rcpt in envelope.rcpt_tos:
                 self.smarthost.by_recipient.setdefault(rcpt, []).append(message_id)
+        if self.smarthost.on_accept is not None:
+            # Kept, and about to say so: what a test does here happens before the 250.
+            self.smarthost.on_accept(message_id)
         return "250 OK"
 
 
@@ -62,9 +68,11 @@ class Smarthost:
         self.refusals: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()  # Message-ID -> times accepted
         self.deliveries: list[tuple[str, tuple[str, ...]]] = []  # (Message-ID, recipients)
+        self.accepted_at: list[tuple[str, float]] = []  # (Message-ID, time.monotonic())
         self.by_recipient: dict[str, list[str]] = {}  # recipient -> Message-IDs accepted
         self.raw: list[bytes] = []
         self.delay = delay  # seconds each DATA takes before its 250
+        self.on_accept: Callable[[str], None] | None = None  # called with each Message-ID
         self.lock = threading.Lock()
         self.port = free_port()
         self._controller = Controller(
