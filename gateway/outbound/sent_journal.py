@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 log = logging.getLogger("gateway.delivery")
 
 _SUFFIX = ".sent"
@@ -37,18 +39,32 @@ _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
 def journal_folder(store_url: str, configured: str) -> Path:
-    """`[outbound] sent_journal_dir`, else a per-user folder in the temp directory.
+    """Where the senders of this store journal; a subfolder per store in any case.
 
-    Either way a subfolder per store: the journal only has to survive a process, so
-    a folder that a reboot empties is enough (a lease's start token changes with the
-    boot too).
+    `[outbound] sent_journal_dir` if set; else beside a SQLite file, as its other
+    companions are; else systemd's StateDirectory ($STATE_DIRECTORY), since the unit
+    runs with a private /tmp that is emptied whenever the service stops; else a per-user folder in
+    the temp directory, which is enough outside systemd: the journal only has to
+    outlive a process.
     """
-    base = Path(configured) if configured else _default_base()
     store_key = hashlib.sha256(store_url.encode("utf-8")).hexdigest()[:16]
-    return base / f"store-{store_key}"
+    return _base_folder(store_url, configured) / f"store-{store_key}"
 
 
-def _default_base() -> Path:
+def _base_folder(store_url: str, configured: str) -> Path:
+    if configured:
+        return Path(configured)
+    url = make_url(store_url)
+    database = url.database or ""
+    if (
+        url.get_backend_name() == "sqlite"
+        and database
+        and not database.startswith((":memory:", "file::memory:"))
+    ):
+        return Path(f"{database}-sent-journal")
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "sent-journal"
     return Path(tempfile.gettempdir()) / f"escalation-gateway-{os.getuid()}"
 
 

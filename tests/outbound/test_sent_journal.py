@@ -78,10 +78,19 @@ def test_a_folder_others_can_write_into_is_not_used(
     assert SentJournal(shared / "store-y", "me").path.exists()
 
 
-def test_each_store_has_its_own_folder(tmp_path: Path) -> None:
+def test_each_store_has_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one = journal_folder("sqlite:///one.db", str(tmp_path))
     other = journal_folder("sqlite:///other.db", str(tmp_path))
     assert one.parent == other.parent == tmp_path and one != other
+    # Unset: beside a SQLite file, as its -wal and -wake companions are.
+    beside = journal_folder(f"sqlite:///{tmp_path}/gw.db", "").parent
+    assert beside == tmp_path / "gw.db-sent-journal"
+    # PostgreSQL under the systemd unit: its StateDirectory, not the private /tmp.
+    postgres = "postgresql://gw@db.example/gateway"
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:{tmp_path}/other")
+    assert journal_folder(postgres, "").parent == tmp_path / "state" / "sent-journal"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert journal_folder(postgres, "").parent.name.startswith("escalation-gateway-")
 
 
 def _queue(store: Store, clock: FakeClock, number: int, holder: str) -> tuple[int, str]:
