@@ -12,6 +12,10 @@ missing=()
 if [[ ! -x /usr/sbin/dovecot ]]; then
     missing+=(dovecot-imapd)
 fi
+# postfix: the MTA tests run a private instance in front of the gateway.
+if [[ ! -x /usr/sbin/postfix ]]; then
+    missing+=(postfix)
+fi
 # libfaketime: runs the installed daemon through days of simulated time.
 if ! command -v faketime >/dev/null 2>&1; then
     missing+=(faketime)
@@ -26,7 +30,8 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 fi
 
 # Containers have no init system; without this policy the postinst would try
-# to start a system dovecot that grabs ports 143/993 and outlives the install.
+# to start a system dovecot (ports 143/993) or postfix (port 25) that outlives
+# the install.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [[ ! -e "$policy" ]]; then
@@ -41,12 +46,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Without an answer the postfix postinst asks which kind of mail server this is;
+# "No configuration" also leaves /etc/postfix/main.cf unwritten, which is fine
+# because the tests bring their own config directories.
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" \
+        | "${sudo_cmd[@]}" debconf-set-selections
+fi
+
 "${sudo_cmd[@]}" apt-get update
 "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
 
 # Belt and braces: if a system instance got started anyway, stop it so the
-# tests' private instances are the only dovecot processes around.
+# tests' private instances are the only dovecot and postfix processes around.
 if [[ -S /run/dovecot/master ]] || pgrep -x dovecot >/dev/null 2>&1; then
     "${sudo_cmd[@]}" /usr/sbin/dovecot stop >/dev/null 2>&1 || true
+fi
+# The system instance's master holds the pid file in its queue directory; a
+# private instance started by the tests has its own and is left alone.
+if [[ -x /usr/sbin/postfix ]] && "${sudo_cmd[@]}" /usr/sbin/postfix status >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" /usr/sbin/postfix stop >/dev/null 2>&1 || true
 fi
