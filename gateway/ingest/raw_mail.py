@@ -32,6 +32,14 @@ def content_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def null_sender_as_empty(mail_from: str | None) -> str | None:
+    """A bounce's null sender as one value: aiosmtpd hands over `<>` as written,
+    a pipe transport's `${sender}` (with null_sender=) is empty."""
+    if mail_from is not None and mail_from.strip() == "<>":
+        return ""
+    return mail_from
+
+
 def inbound_columns(
     raw: bytes,
     source: str,
@@ -43,7 +51,7 @@ def inbound_columns(
     return {
         "received_at": received_at,
         "source": source,
-        "mail_from": mail_from,
+        "mail_from": null_sender_as_empty(mail_from),
         "rcpt_tos": list(rcpt_tos),
         "raw": raw,
         "sha256": content_hash(raw),

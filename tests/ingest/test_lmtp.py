@@ -145,3 +145,13 @@ def test_run_listens_on_a_unix_socket_and_opens_the_case(
     finally:
         daemon.stop()
     assert not socket_path.exists()
+
+
+def test_a_bounce_null_sender_is_stored_empty_as_pipe_ingest_stores_it(
+    listener: LmtpListener, store: Store
+) -> None:
+    with smtplib.LMTP("127.0.0.1", listener.port, timeout=10) as client:
+        # smtplib writes MAIL FROM:<> for an empty sender, as a mail server's bounce does.
+        assert client.sendmail("", ["support@example.com"], MAIL) == {}
+    [item] = stored(store)
+    assert item.mail_from == ""
