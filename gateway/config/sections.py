@@ -144,8 +144,8 @@ class OutboundConfig(ConfigModel):
     retry_initial: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
     # Bounded so a next-attempt time always stays a date the store can hold.
     retry_max: Duration = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=7))
-    # Where each sender journals the 250s it gets (gateway/outbound/sent_journal.py);
-    # empty: a per-user folder in the system's temp directory.
+    # Where each sender journals the 250s it gets; empty: beside a SQLite file, else
+    # systemd's StateDirectory, else the temp directory (gateway/outbound/sent_journal.py).
     sent_journal_dir: str = ""
 
     @property
