@@ -21,6 +21,7 @@ folder to one store, so two gateways on one host never read each other's journal
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -156,6 +157,15 @@ class SentJournal:
         os.ftruncate(self._fd, len(self._header))
         self._dirty = False
 
+    def close(self) -> None:
+        """At a clean exit: remove the file, unless it names marks not yet in the store."""
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        if not self._dirty:
+            self.path.unlink(missing_ok=True)
+
 
 _JOURNALS: dict[tuple[int, Path, str], SentJournal] = {}
 
@@ -166,6 +176,8 @@ def journal_of(folder: Path, holder: str) -> SentJournal:
     journal = _JOURNALS.get(key)
     if journal is None:
         journal = _JOURNALS.setdefault(key, SentJournal(folder, holder))
+        # A SIGKILL skips this, and leaves the file for the next sender to read.
+        atexit.register(journal.close)
     return journal
 
 

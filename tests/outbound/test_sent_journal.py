@@ -50,6 +50,25 @@ def test_what_a_sender_journalled_survives_its_sigkill(tmp_path: Path) -> None:
     assert entries[8].sent_at.isoformat() == "2026-12-02T09:08:00+00:00"
 
 
+EXIT_CLEANLY = """
+import sys
+from datetime import datetime, UTC
+from pathlib import Path
+from gateway.outbound.sent_journal import journal_of
+journal = journal_of(Path(sys.argv[1]), sys.argv[2])
+journal.record(1, "m1@gw.example", datetime(2026, 12, 2, 9, tzinfo=UTC))
+if sys.argv[2] == "marked":
+    journal.clear()
+"""
+
+
+def test_a_clean_exit_removes_the_journal_unless_it_names_unmarked_mail(tmp_path: Path) -> None:
+    for holder in ("marked", "mark-failed"):
+        subprocess.run([sys.executable, "-c", EXIT_CLEANLY, str(tmp_path), holder], check=True)
+    [(holder, path)] = list(journals_in(tmp_path))
+    assert holder == "mark-failed" and sorted(entries_in(path)) == [1]
+
+
 def test_a_line_cut_short_is_skipped_and_clear_keeps_the_holder(tmp_path: Path) -> None:
     journal = SentJournal(tmp_path / "j", "me")
     journal.record(1, "a@gw.example", NOW)
